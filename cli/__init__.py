@@ -1,0 +1,1 @@
+"""The ``provenance`` command line: a thin click layer over the library."""

@@ -1,0 +1,69 @@
+"""Options and error handling shared by every command."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ..errors import BadInputError, ManifestError, MissingComponentError, ProvenanceError, ProvenanceIndexError
+from ..index import INDEX_ENV, Index, default_index_path
+
+#: Exit codes (DESIGN.md): only the CLI knows them.
+EXIT_OK, EXIT_MATCH, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_INDEX, EXIT_MISSING, EXIT_MANIFEST = 0, 1, 2, 3, 4, 5, 6
+EXIT_INTERRUPTED = 130
+
+index_option = click.option(
+    "--index", "index_path", type=click.Path(file_okay=False, path_type=Path), envvar=INDEX_ENV,
+    default=None, show_envvar=True,
+    help="Index directory (default: $PROVENANCE_INDEX, else ./.provenance).")
+quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
+
+
+def open_index(index_path: Path | None, *, create: bool = False) -> Index:
+    """Open the index named on the command line (or the default one)."""
+    return Index.open(index_path or default_index_path(), create=create)
+
+
+def warn(message: str, quiet: bool = False) -> None:
+    """A warning on stderr (always for errors about inputs; ``quiet`` silences the rest)."""
+    if not quiet:
+        click.echo(message, err=True)
+
+
+def echo_json(doc: Any) -> None:
+    """One JSON document on stdout."""
+    click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn library exceptions into a message on stderr and the documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BadInputError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except ProvenanceIndexError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_INDEX)
+        except MissingComponentError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_MISSING)
+        except ManifestError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_MANIFEST)
+        except ProvenanceError as exc:  # pragma: no cover - every subclass is handled above
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper

@@ -1,0 +1,304 @@
+"""``provenance``: index prior content, check drafts and images against it."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from ..errors import BadInputError
+from ..files import iter_files
+from ..index import AddResult
+from ..report import Report, reports_document
+from .common import (EXIT_BAD_INPUT, EXIT_MATCH, EXIT_OK, echo_json, handle_errors, index_option, open_index,
+                     quiet_option, warn)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="provenance-checker")
+def main() -> None:
+    """Check drafts and images for originality against an index of prior content.
+
+    \b
+    Example:
+      provenance init --index ./idx
+      provenance add --index ./idx --recursive --source blog ./published
+      provenance check --index ./idx draft.md photo.jpg
+    """
+
+
+@main.command()
+@index_option
+@handle_errors
+def init(index_path: Path | None) -> None:
+    """Create an empty index (a folder with a SQLite catalog and FAISS snapshots).
+
+    \b
+    Example:
+      provenance init --index ./idx
+    """
+    idx = open_index(index_path, create=True)
+    path = idx.path
+    idx.close()
+    click.echo(f"initialised index at {path}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--source", "source_label", default=None, help="Label recorded with the items (e.g. 'blog').")
+@click.option("--recursive", "-r", is_flag=True, help="Walk folders.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files or folders matching GLOB.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document with a result per input.")
+@index_option
+@quiet_option
+@handle_errors
+def add(paths: tuple[Path, ...], source_label: str | None, recursive: bool, exclude: tuple[str, ...],
+        as_json: bool, index_path: Path | None, quiet: bool) -> None:
+    """Add files (or '-' for stdin) to the index. The index is created if missing.
+
+    Adding the same bytes again does not create a second item. A bad file is reported on stderr
+    and skipped; the rest are added (exit code 3 if any were bad).
+
+    \b
+    Example:
+      provenance add --index ./idx --recursive --source archive ./old-posts ./photos
+    """
+    bad: list[tuple[str, str]] = []
+
+    def on_error(p: Path, why: str) -> None:
+        bad.append((str(p), why))
+        warn(f"skipped {p}: {why}")
+
+    sources: list = []
+    for p in paths:
+        if str(p) == "-":
+            sources.append(sys.stdin.buffer.read())
+        else:
+            sources.extend(iter_files([p], recursive=recursive, exclude=exclude, on_error=on_error))
+    idx = open_index(index_path, create=True)
+    results: list[AddResult] = []
+    show_progress = not quiet and sys.stderr.isatty() and len(sources) > 1
+    try:
+        with click.progressbar(length=len(sources), label="adding", file=sys.stderr,
+                               show_pos=True, show_eta=True) if show_progress else _NoBar() as bar:
+            def on_result(r: AddResult) -> None:
+                results.append(r)
+                bar.update(1)
+                if r.status == "error":
+                    warn(f"skipped {r.error}")
+            idx.add(sources, source=source_label, on_result=on_result)
+    finally:
+        idx.close()
+    counts = {s: sum(r.status == s for r in results) for s in ("added", "exists", "error")}
+    counts["error"] += len(bad)
+    if as_json:
+        echo_json({"index": str(idx.path), "counts": counts,
+                   "results": [vars(r) for r in results] + [
+                       {"name": n, "status": "error", "error": f"{n}: {w}"} for n, w in bad]})
+    else:
+        click.echo(f"added {counts['added']}, already present {counts['exists']}, "
+                   f"errors {counts['error']} (index {idx.path})")
+    sys.exit(EXIT_BAD_INPUT if counts["error"] else EXIT_OK)
+
+
+class _NoBar:
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        return None
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--fail-on", type=click.Choice(["exact", "near-duplicate", "paraphrase", "never"]),
+              default="near-duplicate", show_default=True,
+              help="Exit 1 when any input's verdict is this or stronger.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (schema provenance.report/1).")
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON report per line.")
+@click.option("--recursive", "-r", is_flag=True, help="Walk folders.")
+@index_option
+@quiet_option
+@handle_errors
+def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, recursive: bool,
+          index_path: Path | None, quiet: bool) -> None:
+    """Check drafts and images ('-' reads stdin) against the index.
+
+    Verdicts, strongest first: exact, near-duplicate, paraphrase, original. Exit codes: 0 clean,
+    1 a verdict at or above --fail-on, 3 a bad input (and nothing failed), 4 index problem,
+    5 missing component.
+
+    \b
+    Example:
+      provenance check --index ./idx --fail-on paraphrase draft.md
+      cat draft.md | provenance check --index ./idx --json -
+    """
+    if as_json and as_jsonl:
+        raise click.UsageError("--json and --jsonl are exclusive")
+    import json
+
+    idx = open_index(index_path)
+    reports: list[Report] = []
+    bad = 0
+
+    def on_error(p: Path, why: str) -> None:
+        nonlocal bad
+        bad += 1
+        click.echo(f"skipped {p}: {why}", err=True)
+
+    try:
+        inputs: list = []
+        for p in paths:
+            if str(p) == "-":
+                inputs.append((sys.stdin.buffer.read(), "<stdin>"))
+            else:
+                inputs.extend((f, str(f)) for f in iter_files([p], recursive=recursive, on_error=on_error))
+        for src, name in inputs:
+            try:
+                report = idx.check(src if isinstance(src, bytes) else Path(src), name)
+            except BadInputError as exc:
+                on_error(Path(name), str(exc).removeprefix(f"{name}: "))
+                continue
+            reports.append(report)
+            if as_jsonl:
+                click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    finally:
+        idx.close()
+    if as_json:
+        echo_json(reports_document(reports))
+    elif not as_jsonl:
+        click.echo(render_table(reports))
+    if any(r.fails(fail_on) for r in reports):
+        sys.exit(EXIT_MATCH)
+    sys.exit(EXIT_BAD_INPUT if bad else EXIT_OK)
+
+
+def render_table(reports: list[Report]) -> str:
+    """The human-readable form of check results."""
+    lines = []
+    for r in reports:
+        lines.append(f"{r.path}: {r.verdict.upper()}" + (f" (score {r.score:.2f})" if r.matches else ""))
+        for m in r.matches[:5]:
+            how = f"distance {m.distance:g}/{m.threshold:g}" if m.distance is not None else \
+                f"score {m.score:.2f}, threshold {m.threshold:g}"
+            src = f" [{m.source}]" if m.source else ""
+            lines.append(f"  {m.verdict:<14} item {m.id} {m.path}{src} via {m.signal} ({how})")
+            for sig in ("pdq", "phash"):
+                ev = m.evidence.get(sig)
+                if ev:
+                    lines.append(f"      {sig}: {ev['distance']}/{ev['threshold']} bits, "
+                                 f"query transform {ev['transform']}")
+            shingle = m.evidence.get("text-shingle", {})
+            for reg in shingle.get("regions", [])[:2]:
+                lines.append(f"      copied {reg['words']} words: draft [{reg['draft']['start']}:"
+                             f"{reg['draft']['end']}] \"{reg['draft']['snippet'][:70]}\"")
+                lines.append(f"        source [{reg['source']['start']}:{reg['source']['end']}] "
+                             f"\"{reg['source']['snippet'][:70]}\"")
+            for pas in m.evidence.get("text-embed", {}).get("passages", [])[:1] if not shingle else []:
+                lines.append(f"      cosine {pas['score']:.2f}: draft \"{pas['draft']['snippet'][:70]}\"")
+                lines.append(f"        source \"{pas['source']['snippet'][:70]}\"")
+        for s in r.skipped:
+            lines.append(f"  (skipped {s['signal']}: {s['reason']})")
+    return "\n".join(lines) if lines else "no inputs checked"
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@index_option
+@handle_errors
+def info(as_json: bool, index_path: Path | None) -> None:
+    """Show what the index holds and the signals with their thresholds.
+
+    \b
+    Example:
+      provenance info --index ./idx
+    """
+    idx = open_index(index_path)
+    try:
+        data = idx.info()
+    finally:
+        idx.close()
+    if as_json:
+        echo_json(data)
+        return
+    click.echo(f"index: {data['index']}")
+    for k, v in sorted(data["counts"].items()):
+        click.echo(f"  {k}: {v}")
+    click.echo("signals:")
+    for s in data["signals"]:
+        click.echo(f"  {s['name']} v{s['version']} ({s['index']}, {'/'.join(s['media'])}) threshold "
+                   f"{s['threshold']}{' model ' + s['model'] if s['model'] else ''}")
+
+
+@main.command()
+@click.argument("item", type=int)
+@index_option
+@handle_errors
+def remove(item: int, index_path: Path | None) -> None:
+    """Remove an item (by id, as shown in matches) so it never matches again.
+
+    \b
+    Example:
+      provenance remove --index ./idx 42
+    """
+    idx = open_index(index_path)
+    try:
+        row = idx.remove(item)
+    finally:
+        idx.close()
+    click.echo(f"removed item {row.id} ({row.path})")
+
+
+@main.command()
+@index_option
+@handle_errors
+def rebuild(index_path: Path | None) -> None:
+    """Rebuild the FAISS indexes from the catalog (after an upgrade or a damaged snapshot).
+
+    \b
+    Example:
+      provenance rebuild --index ./idx
+    """
+    idx = open_index(index_path)
+    try:
+        counts = idx.rebuild()
+    finally:
+        idx.close()
+    click.echo("rebuilt " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@index_option
+@handle_errors
+def demo(as_json: bool, index_path: Path | None) -> None:
+    """Index the bundled sample corpus and check the bundled drafts against it.
+
+    Uses a temporary index unless --index is given. Shows every verdict on real model output.
+
+    \b
+    Example:
+      provenance demo
+    """
+    from ..samples import build_demo
+
+    with tempfile.TemporaryDirectory(prefix="provenance-demo-") as tmp:
+        where = index_path or Path(tmp) / "index"
+        idx = open_index(where, create=True)
+        try:
+            reports = build_demo(idx, Path(tmp))
+        finally:
+            idx.close()
+    if as_json:
+        echo_json(reports_document(reports))
+    else:
+        click.echo(render_table(reports))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,315 @@
+"""The SQLite catalog: items, their texts, and every fingerprint. The source of truth.
+
+Write-ahead logging and one transaction per added item make a killed process harmless: an item is
+either fully present (row, text, fingerprints) or absent. FAISS indexes are rebuilt from here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from ..errors import ProvenanceIndexError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sha256 TEXT NOT NULL UNIQUE,
+    text_key TEXT,
+    path TEXT,
+    source TEXT,
+    media TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    added_at REAL NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    removed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS items_text_key ON items(text_key) WHERE text_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS texts (item_id INTEGER PRIMARY KEY REFERENCES items(id), body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fingerprints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    signal TEXT NOT NULL,
+    start INTEGER,
+    end INTEGER,
+    value BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fingerprints_signal ON fingerprints(signal, id);
+CREATE INDEX IF NOT EXISTS fingerprints_item ON fingerprints(item_id);
+CREATE TABLE IF NOT EXISTS shingles (
+    hash INTEGER NOT NULL,
+    item_id INTEGER NOT NULL REFERENCES items(id),
+    pos INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shingles_hash ON shingles(hash);
+CREATE INDEX IF NOT EXISTS shingles_item ON shingles(item_id);
+CREATE TABLE IF NOT EXISTS signals (name TEXT PRIMARY KEY, version INTEGER NOT NULL, model TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One catalog item."""
+
+    id: int
+    sha256: str
+    path: str | None
+    source: str | None
+    media: str
+    size: int
+    added_at: float
+    metadata: dict[str, Any]
+    removed: bool
+
+
+@dataclass
+class NewItem:
+    """Everything written for one item in its single transaction."""
+
+    sha256: str
+    path: str | None
+    source: str | None
+    media: str
+    size: int
+    metadata: dict[str, Any]
+    text: str | None = None
+    text_key: str | None = None
+    #: (signal, start, end, value) rows.
+    fingerprints: Sequence[tuple[str, int | None, int | None, bytes]] = ()
+    #: (hash, word position) rows for the shingle signal.
+    shingles: Sequence[tuple[int, int]] = ()
+
+
+def _row(r: sqlite3.Row) -> ItemRow:
+    return ItemRow(r["id"], r["sha256"], r["path"], r["source"], r["media"], r["size"], r["added_at"],
+                   json.loads(r["metadata"]), bool(r["removed"]))
+
+
+class Catalog:
+    """SQLite catalog at ``path`` (created when ``create`` is true)."""
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not self.path.exists() and not create:
+            raise ProvenanceIndexError(
+                f"{self.path}: no catalog here; create one with `provenance init` (or add with --index)")
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves so one item is one transaction.
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against a killed process in WAL mode (only a power cut can drop the
+            # last commits), and much faster than FULL for many small transactions.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+            version = self.get_meta("schema_version")
+            if version is None:
+                self.set_meta("schema_version", str(SCHEMA_VERSION))
+                self.set_meta("created_at", str(time.time()))
+            elif int(version) != SCHEMA_VERSION:
+                raise ProvenanceIndexError(
+                    f"{self.path}: catalog schema {version}, this version reads {SCHEMA_VERSION}; "
+                    "upgrade provenance-checker or re-create the index")
+        except sqlite3.DatabaseError as exc:
+            raise ProvenanceIndexError(f"{self.path}: not a readable catalog ({exc})") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    # -- meta -------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        """A value from the ``meta`` table."""
+        r = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return r[0] if r else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value in the ``meta`` table."""
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def check_signals(self, signals: Iterable[tuple[str, int, str]], index_dir: Path) -> None:
+        """Record the signal versions/models on first use; afterwards refuse a mismatch."""
+        for name, version, model in signals:
+            r = self.db.execute("SELECT version, model FROM signals WHERE name=?", (name,)).fetchone()
+            if r is None:
+                self.db.execute("INSERT INTO signals(name, version, model) VALUES (?, ?, ?)",
+                                (name, version, model))
+            elif (r["version"], r["model"]) != (version, model):
+                raise ProvenanceIndexError(
+                    f"{index_dir}: the catalog's {name} fingerprints were made by version {r['version']} "
+                    f"model {r['model'] or '-'}, this installation makes version {version} model "
+                    f"{model or '-'}; re-fingerprint with `provenance reindex --index {index_dir}` "
+                    "or use the matching version")
+
+    # -- items ------------------------------------------------------------------------------------
+    def find_sha256(self, sha256: str, *, include_removed: bool = False) -> ItemRow | None:
+        """The item with these exact bytes, if any."""
+        sql = "SELECT * FROM items WHERE sha256=?" + ("" if include_removed else " AND removed=0")
+        r = self.db.execute(sql, (sha256,)).fetchone()
+        return _row(r) if r else None
+
+    def find_text_key(self, text_key: str) -> list[ItemRow]:
+        """Live items whose normalised text is identical."""
+        rows = self.db.execute("SELECT * FROM items WHERE text_key=? AND removed=0", (text_key,))
+        return [_row(r) for r in rows]
+
+    def add_item(self, item: NewItem) -> tuple[int, bool]:
+        """Insert ``item`` atomically. Returns ``(id, created)``; same bytes again returns the old id.
+
+        A removed item added again is revived with fresh fingerprints (new row ids, so derived
+        indexes pick them up).
+        """
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            old = db.execute("SELECT id, removed FROM items WHERE sha256=?", (item.sha256,)).fetchone()
+            if old is not None and not old["removed"]:
+                db.execute("COMMIT")
+                return int(old["id"]), False
+            if old is not None:
+                item_id = int(old["id"])
+                self._delete_fingerprints(item_id)
+                db.execute("UPDATE items SET removed=0, path=?, source=?, added_at=?, metadata=? WHERE id=?",
+                           (item.path, item.source, time.time(), json.dumps(item.metadata), item_id))
+            else:
+                cur = db.execute(
+                    "INSERT INTO items(sha256, text_key, path, source, media, size, added_at, metadata) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (item.sha256, item.text_key, item.path, item.source, item.media, item.size, time.time(),
+                     json.dumps(item.metadata)))
+                item_id = int(cur.lastrowid)
+            if item.text is not None:
+                db.execute("INSERT OR REPLACE INTO texts(item_id, body) VALUES (?, ?)", (item_id, item.text))
+            db.executemany("INSERT INTO fingerprints(item_id, signal, start, end, value) VALUES (?, ?, ?, ?, ?)",
+                           [(item_id, s, a, b, v) for s, a, b, v in item.fingerprints])
+            db.executemany("INSERT INTO shingles(hash, item_id, pos) VALUES (?, ?, ?)",
+                           [(h, item_id, p) for h, p in item.shingles])
+            db.execute("COMMIT")
+            return item_id, True
+        except BaseException:
+            # BaseException: a KeyboardInterrupt mid-item must not leave the transaction open.
+            db.execute("ROLLBACK")
+            raise
+
+    def _delete_fingerprints(self, item_id: int) -> None:
+        self.db.execute("DELETE FROM fingerprints WHERE item_id=?", (item_id,))
+        self.db.execute("DELETE FROM shingles WHERE item_id=?", (item_id,))
+
+    def remove_item(self, item_id: int) -> ItemRow | None:
+        """Mark an item removed (it never matches again). Returns it, or ``None`` if unknown/removed."""
+        item = self.get_item(item_id)
+        if item is None or item.removed:
+            return None
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute("UPDATE items SET removed=1 WHERE id=?", (item_id,))
+        # Shingles are looked up in SQLite directly, so drop them; vectors stay (filtered on read).
+        self.db.execute("DELETE FROM shingles WHERE item_id=?", (item_id,))
+        self.db.execute("COMMIT")
+        return item
+
+    def get_item(self, item_id: int) -> ItemRow | None:
+        """The item with this id (removed or not)."""
+        r = self.db.execute("SELECT * FROM items WHERE id=?", (item_id,)).fetchone()
+        return _row(r) if r else None
+
+    def get_items(self, ids: Iterable[int]) -> dict[int, ItemRow]:
+        """Live (not removed) items by id."""
+        out: dict[int, ItemRow] = {}
+        for chunk in _chunks(sorted(set(ids)), 900):
+            q = ",".join("?" * len(chunk))
+            for r in self.db.execute(f"SELECT * FROM items WHERE removed=0 AND id IN ({q})", chunk):
+                out[int(r["id"])] = _row(r)
+        return out
+
+    def iter_items(self, *, include_removed: bool = False) -> Iterator[ItemRow]:
+        """Every item, oldest first."""
+        sql = "SELECT * FROM items" + ("" if include_removed else " WHERE removed=0") + " ORDER BY id"
+        for r in self.db.execute(sql):
+            yield _row(r)
+
+    def text_of(self, item_id: int) -> str | None:
+        """The stored text of a text item."""
+        r = self.db.execute("SELECT body FROM texts WHERE item_id=?", (item_id,)).fetchone()
+        return r[0] if r else None
+
+    def removed_ids(self) -> set[int]:
+        """Ids of removed items."""
+        return {int(r[0]) for r in self.db.execute("SELECT id FROM items WHERE removed=1")}
+
+    # -- fingerprints -----------------------------------------------------------------------------
+    def fingerprint_rows(self, signal: str, after_id: int = 0) -> Iterator[tuple[int, bytes]]:
+        """``(row id, value)`` of ``signal``'s fingerprints with row id > ``after_id``, in id order."""
+        cur = self.db.execute("SELECT id, value FROM fingerprints WHERE signal=? AND id>? ORDER BY id",
+                              (signal, after_id))
+        while True:
+            rows = cur.fetchmany(4096)
+            if not rows:
+                return
+            for r in rows:
+                yield int(r[0]), bytes(r[1])
+
+    def item_fingerprints(self, item_id: int, signal: str) -> list[bytes]:
+        """The stored values of one item's fingerprints for ``signal``."""
+        rows = self.db.execute("SELECT value FROM fingerprints WHERE item_id=? AND signal=? ORDER BY id",
+                               (item_id, signal))
+        return [bytes(r[0]) for r in rows]
+
+    def fingerprint_ids_of(self, item_id: int) -> dict[str, list[int]]:
+        """``signal -> fingerprint row ids`` of one item."""
+        out: dict[str, list[int]] = {}
+        for r in self.db.execute("SELECT signal, id FROM fingerprints WHERE item_id=?", (item_id,)):
+            out.setdefault(r[0], []).append(int(r[1]))
+        return out
+
+    def max_fingerprint_id(self, signal: str) -> int:
+        """The newest row id of ``signal``'s fingerprints (0 if none)."""
+        r = self.db.execute("SELECT max(id) FROM fingerprints WHERE signal=?", (signal,)).fetchone()
+        return int(r[0] or 0)
+
+    def fingerprint_owners(self, ids: Iterable[int]) -> dict[int, tuple[int, int | None, int | None]]:
+        """``fingerprint id -> (item id, start, end)`` for live items only."""
+        out: dict[int, tuple[int, int | None, int | None]] = {}
+        for chunk in _chunks(sorted(set(ids)), 900):
+            q = ",".join("?" * len(chunk))
+            sql = (f"SELECT f.id, f.item_id, f.start, f.end FROM fingerprints f JOIN items i ON i.id=f.item_id "
+                   f"WHERE i.removed=0 AND f.id IN ({q})")
+            for r in self.db.execute(sql, chunk):
+                out[int(r[0])] = (int(r[1]), r[2], r[3])
+        return out
+
+    def shingle_hits(self, hashes: Iterable[int]) -> dict[int, int]:
+        """``item id -> number of the given shingle hashes it holds`` (live items only)."""
+        counts: dict[int, int] = {}
+        for chunk in _chunks(sorted(set(hashes)), 900):
+            q = ",".join("?" * len(chunk))
+            for r in self.db.execute(f"SELECT item_id, count(*) FROM shingles WHERE hash IN ({q}) "
+                                     "GROUP BY item_id", chunk):
+                counts[int(r[0])] = counts.get(int(r[0]), 0) + int(r[1])
+        return counts
+
+    def counts(self) -> dict[str, int]:
+        """Item counts by media, plus removed and fingerprint totals."""
+        out = {"items": 0, "removed": 0}
+        for r in self.db.execute("SELECT media, removed, count(*) FROM items GROUP BY media, removed"):
+            if r[1]:
+                out["removed"] += r[2]
+            else:
+                out["items"] += r[2]
+                out[f"{r[0]}_items"] = out.get(f"{r[0]}_items", 0) + r[2]
+        for r in self.db.execute("SELECT signal, count(*) FROM fingerprints GROUP BY signal"):
+            out[f"fingerprints.{r[0]}"] = r[1]
+        out["fingerprints.text-shingle"] = self.db.execute("SELECT count(*) FROM shingles").fetchone()[0]
+        return out
+
+
+def _chunks(seq: Sequence[int], size: int) -> Iterator[list[int]]:
+    for i in range(0, len(seq), size):
+        yield list(seq[i:i + size])

