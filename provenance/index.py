@@ -180,29 +180,30 @@ class Index:
         """
         if isinstance(sources, (str, bytes, Path)):
             sources = [sources]
-        results: list[AddResult] = []
-        batch: list[Content] = []
+        results: list[AddResult] = []  # in input order; slots of pending inputs are filled per batch
+        pending: list[tuple[int, Content]] = []
 
-        def emit(r: AddResult) -> None:
-            results.append(r)
+        def emit(slot: int, r: AddResult) -> None:
+            results[slot] = r
             if on_result:
                 on_result(r)
 
+        def flush() -> None:
+            for (slot, _), r in zip(pending, self.add_contents([c for _, c in pending], source=source)):
+                emit(slot, r)
+            pending.clear()
+
         for src in sources:
+            results.append(None)  # type: ignore[arg-type]
             name = str(src) if isinstance(src, Path) else None
             try:
-                content = load_content(src, name)
+                pending.append((len(results) - 1, load_content(src, name)))
             except BadInputError as exc:
-                emit(AddResult(name=getattr(exc, "path", None) or _label(src), status="error", error=str(exc)))
+                emit(len(results) - 1, AddResult(name=exc.path or _label(src), status="error", error=str(exc)))
                 continue
-            batch.append(content)
-            if len(batch) >= batch_size:
-                for r in self.add_contents(batch, source=source):
-                    emit(r)
-                batch = []
-        if batch:
-            for r in self.add_contents(batch, source=source):
-                emit(r)
+            if len(pending) >= batch_size:
+                flush()
+        flush()
         return results
 
     def add_contents(self, contents: Sequence[Content], *, source: str | None = None) -> list[AddResult]:

@@ -34,6 +34,13 @@ _HOMOGLYPHS = {
     "ı": "i", "ȷ": "j", "ℓ": "l", "ſ": "s",
 }
 
+# Capitals are folded before case folding: Greek capital Eta looks like "H", its lower case like "n".
+_HOMOGLYPHS_UPPER = {
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T",
+    "Х": "X", "Ѕ": "S", "І": "I", "Ј": "J", "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I",
+    "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
+}
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -43,7 +50,8 @@ def fold_char(ch: str) -> str:
     if unicodedata.category(ch) == "Cf":
         return ""
     out = []
-    for c in unicodedata.normalize("NFKC", ch).casefold():
+    for c in unicodedata.normalize("NFKC", ch):
+        c = _HOMOGLYPHS_UPPER.get(c, c).casefold()
         c = _HOMOGLYPHS.get(c, c)
         # Strip accents: decompose and keep base characters only.
         for d in unicodedata.normalize("NFD", c):

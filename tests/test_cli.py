@@ -1,0 +1,110 @@
+"""The CLI: exit codes, output formats, batches with bad files."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from provenance.cli.main import main
+from provenance.samples import DRAFTS, SOURCES
+
+
+@pytest.fixture()
+def env(tmp_path):
+    src = tmp_path / "sources"
+    src.mkdir()
+    for name, text in SOURCES.items():
+        (src / name).write_text(text, encoding="utf-8")
+    drafts = tmp_path / "drafts"
+    drafts.mkdir()
+    for name, text in DRAFTS.items():
+        (drafts / name).write_text(text, encoding="utf-8")
+    return tmp_path, src, drafts
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+
+def test_init_add_check_info_remove(env, photos):
+    tmp, src, drafts = env
+    idx = tmp / "idx"
+    assert run("init", "--index", idx).exit_code == 0
+    r = run("add", "--index", idx, "--recursive", "--source", "books", src, photos["photo0"])
+    assert r.exit_code == 0, r.output
+    assert "added 4" in r.output
+
+    r = run("check", "--index", idx, "--json", drafts / "draft-copied.md", drafts / "draft-original.md")
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "provenance.report/1"
+    copied, original = doc["reports"]
+    assert copied["verdict"] == "near-duplicate" and original["verdict"] == "original"
+    m = copied["matches"][0]
+    assert m["source"] == "books" and m["path"].endswith("darwin-entangled-bank.txt")
+    assert {"id", "path", "source", "signal", "score", "threshold", "evidence"} <= set(m)
+    reg = m["evidence"]["text-shingle"]["regions"][0]
+    assert {"start", "end", "snippet"} <= set(reg["draft"]) and {"start", "end", "snippet"} <= set(reg["source"])
+
+    # --fail-on never and a clean draft both exit 0; jsonl gives one report per line.
+    assert run("check", "--index", idx, "--fail-on", "never", drafts / "draft-copied.md").exit_code == 0
+    r = run("check", "--index", idx, "--jsonl", drafts / "draft-original.md", drafts / "draft-copied.md",
+            "--fail-on", "exact")
+    assert r.exit_code == 0
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["verdict"] for x in lines] == ["original", "near-duplicate"]
+
+    r = run("info", "--index", idx, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["counts"]["items"] == 4
+
+    item = m["id"]
+    assert run("remove", "--index", idx, item).exit_code == 0
+    r = run("check", "--index", idx, "--json", drafts / "draft-copied.md")
+    assert r.exit_code == 0 and json.loads(r.stdout)["reports"][0]["verdict"] == "original"
+    assert run("remove", "--index", idx, item).exit_code == 4
+
+
+def test_human_table_and_stdin(env, photos):
+    tmp, src, _ = env
+    idx = tmp / "idx"
+    run("add", "--index", idx, photos["photo1"])
+    r = run("check", "--index", idx, photos["photo1"])
+    assert r.exit_code == 1 and "EXACT" in r.output and "via sha256" in r.output
+    r = run("check", "--index", idx, "--json", "-", input=SOURCES["lincoln-gettysburg.txt"])
+    assert r.exit_code == 0  # Lincoln is not in this index
+    assert json.loads(r.stdout)["reports"][0]["path"] == "<stdin>"
+
+
+def test_bad_file_in_batch_is_reported_and_skipped(env, tmp_path):
+    _, src, drafts = env
+    idx = tmp_path / "idx"
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    r = run("add", "--index", idx, bad, src / "lincoln-gettysburg.txt", tmp_path / "missing.txt")
+    assert r.exit_code == 3
+    assert "broken.png" in r.stderr and "missing.txt" in r.stderr and "added 1" in r.stdout
+    r = run("check", "--index", idx, "--json", bad, drafts / "draft-original.md")
+    assert r.exit_code == 3 and "broken.png" in r.stderr
+    assert len(json.loads(r.stdout)["reports"]) == 1
+
+
+def test_usage_and_index_errors(tmp_path):
+    assert run("check", "--index", tmp_path / "none", tmp_path).exit_code == 4
+    assert run("check", "--fail-on", "bogus", "x").exit_code == 2
+    assert run("check", "--json", "--jsonl", "--index", tmp_path / "none", "x").exit_code == 2
+
+
+def test_directory_without_recursive_is_reported(env, tmp_path):
+    _, src, _ = env
+    r = run("add", "--index", tmp_path / "idx", src)
+    assert r.exit_code == 3 and "--recursive" in r.stderr
+
+
+def test_demo_runs_on_the_bundled_corpus():
+    r = run("demo", "--json")
+    assert r.exit_code == 0
+    verdicts = {x["path"]: x["verdict"] for x in json.loads(r.stdout)["reports"]}
+    assert verdicts["drafts/draft-copied.md"] == "near-duplicate"
+    assert verdicts["drafts/draft-original.md"] == "original"
+    assert verdicts["drafts/photo-rotated-recompressed.jpg"] == "near-duplicate"
+    assert verdicts["drafts/photo-unrelated.jpg"] == "original"

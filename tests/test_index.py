@@ -1,0 +1,142 @@
+"""End-to-end behaviour of the index with the real model and real FAISS."""
+
+import pytest
+from PIL import Image
+
+from provenance import Index, ProvenanceIndexError
+from provenance.content import load_content
+from provenance.samples import DRAFTS, SOURCES, sample_photo
+
+from .conftest import jpeg_bytes
+
+DARWIN = SOURCES["darwin-entangled-bank.txt"]
+
+
+def add_sources(index):
+    return index.add([load_content(t, name=n).data for n, t in SOURCES.items()], source="books")
+
+
+def test_same_bytes_twice_is_one_item(index):
+    first = index.add([DARWIN.encode()], source="a")
+    again = index.add([DARWIN.encode()], source="b")
+    assert first[0].status == "added" and again[0].status == "exists"
+    assert first[0].id == again[0].id
+    assert index.info()["counts"]["items"] == 1
+
+
+def test_copied_passage_is_found_and_located(index):
+    add_sources(index)
+    draft = DRAFTS["draft-copied.md"]
+    report = index.check(draft)
+    assert report.verdict == "near-duplicate"
+    m = report.matches[0]
+    assert m.signal == "text-shingle" and m.source == "books"
+    region = m.evidence["text-shingle"]["regions"][0]
+    copied_draft = draft[region["draft"]["start"]:region["draft"]["end"]]
+    copied_source = DARWIN[region["source"]["start"]:region["source"]["end"]]
+    # The located spans are the copied passage in both texts (edits inside it and all).
+    assert copied_draft.lower().startswith("it is interesting to contemplate")
+    assert copied_source.startswith("It is interesting to contemplate an entangled bank")
+    assert "# Notes from the garden" not in copied_draft
+    assert 0.4 < m.score < 1.0  # share of the draft in copied regions
+
+
+def test_exact_and_normalised_exact(index):
+    add_sources(index)
+    assert index.check(DARWIN).verdict == "exact"
+    spaced = "  " + DARWIN.upper().replace(" ", "  ") + "\n"
+    report = index.check(spaced)
+    assert report.verdict == "exact"
+    assert "normalisation" in report.matches[0].evidence["sha256"]["basis"]
+
+
+def test_paraphrase_is_flagged_as_paraphrase(index):
+    add_sources(index)
+    paraphrase = ("It is a fact everyone accepts that a wealthy bachelor must surely be looking for a wife. "
+                  "When such a man moves into a neighbourhood, the local families, whatever his own views, "
+                  "regard him as the rightful property of one of their daughters.")
+    report = index.check(paraphrase)
+    assert report.verdict == "paraphrase", report.to_dict()
+    m = report.matches[0]
+    assert m.signal == "text-embed" and m.score >= m.threshold
+    assert m.evidence["text-embed"]["passages"][0]["source"]["snippet"].startswith("It is a truth")
+
+
+def test_original_text_is_original(index):
+    add_sources(index)
+    report = index.check(DRAFTS["draft-original.md"])
+    assert report.verdict == "original" and report.matches == []
+
+
+def test_rotated_recompressed_image_matches_with_transform(index, photos):
+    index.add([photos["photo0"], photos["photo1"]], source="photos")
+    img = Image.open(photos["photo0"]).transpose(Image.Transpose.ROTATE_90)
+    report = index.check(jpeg_bytes(img.resize((img.width // 2, img.height // 2)), quality=35))
+    assert report.verdict == "near-duplicate"
+    m = report.matches[0]
+    assert m.path == str(photos["photo0"])
+    assert m.evidence["pdq"]["passed"] and m.evidence["pdq"]["transform"] == "rotate-270"
+    assert "phash" in m.evidence  # every image signal's distance is shown
+    assert index.check(photos["photo2"]).verdict == "original"
+    assert index.check(photos["photo1"]).verdict == "exact"
+
+
+def test_removed_items_never_match(index, photos):
+    res = index.add([photos["photo0"], DARWIN.encode()])
+    for r in res:
+        index.remove(r.id)
+    assert index.check(photos["photo0"]).verdict == "original"
+    assert index.check(DARWIN).verdict == "original"
+    with pytest.raises(ProvenanceIndexError, match="no live item"):
+        index.remove(res[0].id)
+    # Adding it back revives it.
+    index.add([photos["photo0"]])
+    assert index.check(photos["photo0"]).verdict == "exact"
+
+
+def test_bad_input_in_a_batch_does_not_stop_it(index, tmp_path, photos):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    results = index.add([photos["photo0"], bad, photos["photo1"]])
+    assert [r.status for r in results] == ["added", "error", "added"]
+    assert "broken.jpg" in results[1].error and "corrupt" in results[1].error
+
+
+def test_snapshot_catches_up_after_unflushed_adds(tmp_path, photos):
+    idx = Index.open(tmp_path / "i", create=True)
+    idx.add([photos["photo0"]])
+    idx.flush()
+    idx.add([photos["photo1"]])
+    idx.catalog.close()  # simulate a crash: no flush of the second add's snapshot
+    reopened = Index.open(tmp_path / "i")
+    assert reopened.check(photos["photo1"]).verdict == "exact"
+    img = Image.open(photos["photo1"]).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    assert reopened.check(jpeg_bytes(img)).verdict == "near-duplicate"
+    reopened.close()
+
+
+def test_snapshot_of_other_version_is_refused_with_fix(tmp_path, photos):
+    idx = Index.open(tmp_path / "i", create=True)
+    idx.add([photos["photo0"]])
+    idx.close()
+    import json
+    import struct
+    from provenance.indexes.vectors import MAGIC
+    snap = tmp_path / "i" / "faiss" / "pdq.faiss"
+    raw = snap.read_bytes()
+    (n,) = struct.unpack(">Q", raw[len(MAGIC):len(MAGIC) + 8])
+    header = json.loads(raw[len(MAGIC) + 8:len(MAGIC) + 8 + n])
+    header["version"] = 99
+    h = json.dumps(header).encode()
+    snap.write_bytes(MAGIC + struct.pack(">Q", len(h)) + h + raw[len(MAGIC) + 8 + n:])
+    reopened = Index.open(tmp_path / "i")
+    with pytest.raises(ProvenanceIndexError, match="provenance rebuild"):
+        reopened.check(photos["photo0"])
+    reopened.rebuild()
+    assert reopened.check(photos["photo0"]).verdict == "exact"
+    reopened.close()
+
+
+def test_missing_index_is_an_index_error(tmp_path):
+    with pytest.raises(ProvenanceIndexError, match="provenance init"):
+        Index.open(tmp_path / "nothing")
