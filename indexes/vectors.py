@@ -56,6 +56,19 @@ class VectorIndex:
                 "dim": self.dim, "factory": self.factory, "last_row": self.last_row,
                 "count": int(self.index.ntotal)}
 
+    @staticmethod
+    def snapshot_last_row(directory: Path, signal: str) -> int | None:
+        """The last catalog row recorded in a snapshot's header (``None``: no readable snapshot)."""
+        try:
+            with open(Path(directory) / f"{signal}.faiss", "rb") as f:
+                head = f.read(len(MAGIC) + 8)
+                if not head.startswith(MAGIC):
+                    return None
+                (hlen,) = struct.unpack(">Q", head[len(MAGIC):])
+                return int(json.loads(f.read(hlen))["last_row"])
+        except (OSError, ValueError, KeyError, struct.error):
+            return None
+
     def load(self, catalog: Catalog) -> None:
         """Load the snapshot if there is one, then catch up with ``catalog``."""
         if self.path.exists():

@@ -137,10 +137,22 @@ class Index:
         self.catalog.close()
 
     def flush(self) -> None:
-        """Bring every FAISS snapshot up to date with the catalog and write it."""
-        for s in self.signals:
-            if s.index_kind in ("binary", "float"):
-                self.vectors(s).save()
+        """Bring every FAISS snapshot up to date with the catalog and write it.
+
+        Snapshots this process never loaded are only loaded when the catalog has rows they lack, so a
+        ``check`` of one image does not read the (large) embedding snapshot just to close.
+        """
+        for s in self._vector_signals():
+            vi = self._vectors.get(s.name)
+            if vi is None:
+                on_disk = VectorIndex.snapshot_last_row(self.path / "faiss", s.name)
+                if on_disk is not None and on_disk >= self.catalog.max_fingerprint_id(s.name):
+                    continue
+                vi = self.vectors(s)
+            vi.save()
+
+    def _vector_signals(self) -> list[Signal]:
+        return [s for s in self.signals if s.index_kind in ("binary", "float")]
 
     def vectors(self, signal: Signal) -> VectorIndex:
         """The FAISS index of ``signal``, loaded and caught up with the catalog."""
@@ -157,17 +169,16 @@ class Index:
     def rebuild(self) -> dict[str, int]:
         """Rebuild every FAISS index from the catalog (after an upgrade or a damaged snapshot)."""
         counts = {}
-        for s in self.signals:
-            if s.index_kind in ("binary", "float"):
-                vi = VectorIndex(self.path / "faiss", s.name, s.version, s.model_id(), s.index_kind, s.dim)  # type: ignore[arg-type]
-                removed = self.catalog.removed_ids()
-                vi.catch_up(self.catalog)
-                for item_id in removed:
-                    vi.remove(self.catalog.fingerprint_ids_of(item_id).get(s.name, []))
-                vi.dirty = True
-                vi.save()
-                self._vectors[s.name] = vi
-                counts[s.name] = len(vi)
+        removed = self.catalog.removed_ids()
+        for s in self._vector_signals():
+            vi = VectorIndex(self.path / "faiss", s.name, s.version, s.model_id(), s.index_kind, s.dim)  # type: ignore[arg-type]
+            vi.catch_up(self.catalog)
+            for item_id in removed:
+                vi.remove(self.catalog.fingerprint_ids_of(item_id).get(s.name, []))
+            vi.dirty = True
+            vi.save()
+            self._vectors[s.name] = vi
+            counts[s.name] = len(vi)
         return counts
 
     # -- adding -----------------------------------------------------------------------------------
@@ -258,8 +269,8 @@ class Index:
         if item is None:
             raise ProvenanceIndexError(f"{self.path}: no live item with id {item_id} (see `provenance info`)")
         ids = self.catalog.fingerprint_ids_of(item_id)
-        for s in self.signals:
-            if s.index_kind in ("binary", "float") and ids.get(s.name):
+        for s in self._vector_signals():
+            if ids.get(s.name):
                 self.vectors(s).remove(ids[s.name])
         return item
 
