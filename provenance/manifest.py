@@ -45,11 +45,11 @@ import os
 import re
 import stat
 import struct
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
+from collections.abc import Iterable
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
@@ -75,6 +75,7 @@ __all__ = [
     "SigningIdentity",
     "VerifyResult",
     "VerifyStatus",
+    "default_output_path",
     "disclose",
     "load_signing_identity",
     "new_signing_identity",
@@ -542,6 +543,9 @@ def disclose(
     assertions = _validate_extra_assertions(extra_assertions, path)
 
     content = _read_file(path, "input")
+    if not content:
+        # A data hash over nothing binds the disclosure to nothing; the SDK refuses too.
+        raise BadInputError("the file is empty; there is no content to disclose", str(path))
     media_type = _media_type(path, content)
     manifest = _manifest_definition(path, source_uri, generator, assertions)
     embeddable = media_type in _builder_media_types()
@@ -894,7 +898,7 @@ def _read_store(
 def _load_trust_anchors(paths: list[Path] | None) -> str | None:
     if not paths:
         return None
-    pems = []
+    pems: list[str] = []
     for anchor in paths:
         anchor = Path(anchor)
         data = _read_file(anchor, "trust anchor")
@@ -1008,7 +1012,7 @@ def _new_xmp_packet(uri: str) -> bytes:
         f"{_xmp_description(uri)}"
         "</rdf:RDF></x:xmpmeta>"
         '<?xpacket end="w"?>'
-    ).encode("utf-8")
+    ).encode()
 
 
 def _merge_xmp(existing: bytes, uri: str) -> bytes | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 import subprocess
@@ -82,7 +81,8 @@ def test_identity_files_and_key_mode(tmp_path):
     ident = new_signing_identity(tmp_path / "id")
     key = tmp_path / "id" / "signer.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert (tmp_path / "id" / "ca.pem").is_file() and (tmp_path / "id" / "signer-chain.pem").is_file()
+    assert (tmp_path / "id" / "ca.pem").is_file()
+    assert (tmp_path / "id" / "signer-chain.pem").is_file()
     assert "PRIVATE KEY" not in repr(ident)
     loaded = load_signing_identity(tmp_path / "id")
     assert loaded.algorithm == "es256" and loaded.ca_path == tmp_path / "id" / "ca.pem"
@@ -180,6 +180,13 @@ def test_existing_xmp_is_kept_and_extended(tmp_path, identity):
     assert DIGITAL_SOURCE_TYPES["algorithmicallyEnhanced"].encode() in data
     assert data.count(b"http://ns.adobe.com/xap/1.0/\x00") == 1
     assert verify(result.path).status == "valid"
+    # Disclosing again replaces the manifest and updates the XMP value rather than adding one.
+    again = disclose(result.path, source_type="humanEdits", generator=None, identity=identity,
+                     in_place=True)
+    data = again.path.read_bytes()
+    assert DIGITAL_SOURCE_TYPES["humanEdits"].encode() in data
+    assert DIGITAL_SOURCE_TYPES["algorithmicallyEnhanced"].encode() not in data
+    assert verify(again.path).source_types == [DIGITAL_SOURCE_TYPES["humanEdits"]]
 
 
 # --- text sidecars ---------------------------------------------------------------------
@@ -206,6 +213,28 @@ def test_markdown_sidecar_round_trip_and_tamper(tmp_path, identity, other_identi
     tampered = verify(draft)
     assert tampered.status == "tampered" and not tampered.intact
     assert "assertion.dataHash.mismatch" in tampered.failure_codes
+
+
+def test_broken_or_foreign_sidecar(tmp_path, identity):
+    first, second = tmp_path / "first.md", tmp_path / "second.md"
+    first.write_text("first text\n")
+    second.write_text("second text\n")
+    disclose(first, source_type="trainedAlgorithmicMedia", generator=None, identity=identity)
+    # A sidecar copied onto other content is bound to the wrong bytes.
+    shutil.copy(sidecar_path_for(first), sidecar_path_for(second))
+    assert verify(second).status == "tampered"
+    sidecar_path_for(second).write_bytes(b"not a manifest" * 8)
+    broken = verify(second)
+    assert broken.status == "malformed" and broken.error and not broken.intact
+    with pytest.raises(ManifestError, match="second.md"):
+        read_manifest_json(second)
+
+
+def test_empty_file_is_refused(tmp_path, identity):
+    empty = tmp_path / "empty.md"
+    empty.write_bytes(b"")
+    with pytest.raises(BadInputError, match="empty"):
+        disclose(empty, source_type="trainedAlgorithmicMedia", generator=None, identity=identity)
 
 
 def test_text_without_sidecar_has_no_manifest(tmp_path):
