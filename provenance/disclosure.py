@@ -210,13 +210,16 @@ def check_originality(idx: Index, path: Path, *, fail_on: str = "near-duplicate"
 def disclose_content(path: Path, *, source_type: str, generator: str | None,
                      identity: SigningIdentity, index: Index | None = None, check: bool = False,
                      force: bool = False, fail_on: str = "near-duplicate",
-                     output: Path | None = None, in_place: bool = False) -> DisclosureOutcome:
+                     output: Path | None = None, in_place: bool = False,
+                     record: bool = True) -> DisclosureOutcome:
     """Disclose ``path`` (see ``provenance.manifest.disclose``), optionally after an
     originality check, and record the disclosure in ``index`` for ``lookup``.
 
     Order matters: the source type is validated and the check runs before anything is
     signed, so a refused disclosure writes nothing; the index record is made after the signed
     file is in place, so the catalog never points at a manifest that was not written.
+
+    ``record=False`` uses ``index`` for the check only and records nothing.
 
     Raises:
         BadInputError: unusable input or arguments (``check`` without ``index``, unknown
@@ -252,7 +255,7 @@ def disclose_content(path: Path, *, source_type: str, generator: str | None,
         extra_assertions=[{"label": ORIGINALITY_LABEL, "data": originality.assertion}]
         if originality else None)
     outcome = DisclosureOutcome(result=result, check=originality)
-    if index is not None:
+    if index is not None and record:
         _record(index, outcome, signer_sha)
     return outcome
 
@@ -298,7 +301,8 @@ class LookupHit:
     ``closeness`` holds the per-signal evidence in short form: Hamming distances and the
     dihedral transform for images; copied-word coverage, longest run and cosine for text.
     ``disclosures`` are newest first; each comes with ``manifest_status``, the current
-    ``verify`` status of the recorded file (``missing`` when it is gone).
+    ``verify`` status of the recorded file (``missing`` when it is gone, ``replaced`` when
+    its bytes changed since the disclosure).
     """
 
     item_id: int
@@ -369,8 +373,12 @@ def _recorded_status(row: DisclosureRow) -> str:
     if not output.is_file() or (row.manifest_path and not Path(row.manifest_path).is_file()):
         return "missing"
     try:
+        if hashlib.sha256(output.read_bytes()).hexdigest() != row.output_sha256:
+            # Overwritten since (often by a later disclosure of the same file): the manifest
+            # there now is not the one recorded in this row.
+            return "replaced"
         return verify(output, sidecar=Path(row.manifest_path) if row.manifest_path else None).status
-    except BadInputError:
+    except (BadInputError, OSError):
         return "missing"
 
 
