@@ -128,8 +128,9 @@ class DisclosureStore:
                  json.dumps(originality) if originality is not None else None, when))
         except sqlite3.DatabaseError as exc:
             raise ProvenanceIndexError(f"cannot record the disclosure of {output_path} ({exc})") from exc
-        found = self.get(int(cur.lastrowid))
-        assert found is not None
+        found = self.get(cur.lastrowid) if cur.lastrowid is not None else None
+        if found is None:  # pragma: no cover - an INSERT that succeeded always has a row id
+            raise ProvenanceIndexError(f"the disclosure of {output_path} was not stored")
         return found
 
     def get(self, disclosure_id: int) -> DisclosureRow | None:

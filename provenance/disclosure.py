@@ -408,6 +408,9 @@ def lookup(idx: Index, path: Path, *, min_verdict: str = "near-duplicate") -> Lo
                       closeness=_closeness(m.evidence), disclosures=by_item[m.id],
                       manifest_status=[_recorded_status(r) for r in by_item[m.id]])
             for m in kept if m.id in by_item]
+    # Closest first; among equally close items (the same pixels disclosed twice), the newest
+    # disclosure first, since it is the one that is current.
+    hits.sort(key=lambda h: (verdict_rank(h.verdict), -h.score, -h.disclosures[0].disclosed_at))
     return LookupResult(path=str(path), sha256=report.sha256, media=report.media, own_status=own,
                         min_verdict=min_verdict, hits=hits)
 
