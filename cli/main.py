@@ -300,5 +300,14 @@ def demo(as_json: bool, index_path: Path | None) -> None:
         click.echo(render_table(reports))
 
 
+# Disclosure manifests (issue 4): keys new, disclose, verify, lookup.
+from .disclose import disclose, keys, lookup, verify  # noqa: E402
+
+main.add_command(keys)
+main.add_command(disclose)
+main.add_command(verify)
+main.add_command(lookup)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
