@@ -300,5 +300,11 @@ def demo(as_json: bool, index_path: Path | None) -> None:
         click.echo(render_table(reports))
 
 
+# provenance audit (issue 3)
+from .audit import audit  # noqa: E402
+
+main.add_command(audit)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
