@@ -308,6 +308,11 @@ main.add_command(disclose)
 main.add_command(verify)
 main.add_command(lookup)
 
+# provenance audit (issue 3)
+from .audit import audit  # noqa: E402
+
+main.add_command(audit)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -10,7 +10,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from .errors import BadInputError, ProvenanceIndexError
 from .indexes.catalog import Catalog, ItemRow, NewItem
 from .indexes.vectors import VectorIndex
 from .report import Match, Observation, Report, decide, verdict_rank
-from .signals import EmbedSignal, PDQSignal, PHashSignal, ShingleSignal, Signal, SignalSkipped
+from .signals import EmbedSignal, Fingerprint, PDQSignal, PHashSignal, ShingleSignal, Signal, SignalSkipped
 from .signals.text import shingle_hashes
 from .textnorm import snippet, tokenize
 
@@ -262,6 +262,37 @@ class Index:
                                    skipped=skipped[i])
         return results  # type: ignore[return-value]
 
+    def add_fingerprinted(self, content: Content, fingerprints: Mapping[str, list[Fingerprint]],
+                          skipped: Mapping[str, str], *, source: str | None = None,
+                          size: int | None = None) -> AddResult:
+        """Add one item whose fingerprints were computed (and cached) elsewhere, e.g. by ``audit``.
+
+        ``fingerprints`` maps a signal name to what its ``fingerprint`` returned; ``content.image`` may
+        be ``None`` and ``content.data`` empty (pass ``size``). Same storage as :meth:`add_contents`.
+        """
+        old = self.catalog.find_sha256(content.sha256)
+        if old is not None:
+            return AddResult(content.name, "exists", old.id, old.media)
+        rows, shingles = [], []
+        for name, items in fingerprints.items():
+            if name == self.shingle.name:
+                shingles = [(int.from_bytes(f.value, "big", signed=True), f.position) for f in items]
+                continue
+            for f in items:
+                value = f.value.tobytes() if isinstance(f.value, np.ndarray) else f.value
+                rows.append((name, f.start, f.end, value))
+        meta: dict[str, Any] = {"skipped": dict(skipped)} if skipped else {}
+        if content.media == "image" and content.original_size:
+            meta.update(format=content.image_format, width=content.original_size[0],
+                        height=content.original_size[1])
+        item = NewItem(sha256=content.sha256, path=content.name, source=source, media=content.media,
+                       size=size if size is not None else len(content.data), metadata=meta, text=content.text,
+                       text_key=text_key(content.text) if content.text else None,
+                       fingerprints=rows, shingles=shingles)
+        item_id, created = self.catalog.add_item(item)
+        return AddResult(content.name, "added" if created else "exists", item_id, content.media,
+                         skipped=dict(skipped))
+
     # -- removing ---------------------------------------------------------------------------------
     def remove(self, item_id: int) -> ItemRow:
         """Remove an item so it never matches again. Raises if it does not exist or is already gone."""
@@ -287,9 +318,15 @@ class Index:
             except BadInputError as exc:
                 yield exc
 
-    def check_content(self, content: Content) -> Report:
-        """Check already loaded content."""
+    def check_content(self, content: Content, *, precomputed: Mapping[str, Any] | None = None) -> Report:
+        """Check already loaded content.
+
+        ``precomputed`` maps a signal name to its ``query_variants`` output (or a ``SignalSkipped``),
+        so callers that cached fingerprints (``provenance audit``) need neither the decoded image nor
+        a second embedding pass.
+        """
         cands = _Candidates(self.catalog)
+        self._precomputed = precomputed or {}
         skipped: list[dict[str, str]] = []
 
         exact = self.catalog.find_sha256(content.sha256)
@@ -314,7 +351,7 @@ class Index:
         variants: dict[str, list[tuple[str, bytes]]] = {}
         for s in (self.pdq, self.phash):
             try:
-                variants[s.name] = [(t, fps[0].value) for t, fps in s.query_variants(content)]
+                variants[s.name] = [(t, fps[0].value) for t, fps in self._query_variants(s, content)]
             except SignalSkipped as exc:
                 skipped.append({"signal": s.name, "reason": str(exc)})
                 continue
@@ -338,6 +375,14 @@ class Index:
                 c.observations.append(Observation(s.name, d, s.threshold, True, s.verdict_on_match))
                 c.evidence[s.name] = {"distance": int(d), "threshold": s.threshold, "bits": s.dim,
                                       "transform": transform, "passed": d <= s.threshold}
+
+    def _query_variants(self, s: Signal, content: Content) -> list[tuple[str, list[Fingerprint]]]:
+        pre = getattr(self, "_precomputed", {}).get(s.name)
+        if pre is None:
+            return s.query_variants(content)
+        if isinstance(pre, SignalSkipped):
+            raise pre
+        return pre
 
     def _check_shingles(self, content: Content, cands: _Candidates, skipped: list) -> None:
         s = self.shingle
@@ -377,7 +422,11 @@ class Index:
 
     def _check_embed(self, content: Content, cands: _Candidates, skipped: list) -> None:
         s = self.embed
-        out = s.fingerprint_many([content])[0]
+        pre = getattr(self, "_precomputed", {}).get(s.name)
+        if pre is None:
+            out = s.fingerprint_many([content])[0]
+        else:
+            out = pre if isinstance(pre, SignalSkipped) else pre[0][1]
         if isinstance(out, SignalSkipped):
             skipped.append({"signal": s.name, "reason": str(out)})
             return
