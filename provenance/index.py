@@ -239,27 +239,7 @@ class Index:
                 else:
                     fps[i][signal.name] = out
         for i in todo:
-            c = contents[i]
-            rows = []
-            shingles = []
-            for name, items in fps[i].items():
-                if name == self.shingle.name:
-                    shingles = [(int.from_bytes(f.value, "big", signed=True), f.position) for f in items]
-                    continue
-                for f in items:
-                    value = f.value.tobytes() if isinstance(f.value, np.ndarray) else f.value
-                    rows.append((name, f.start, f.end, value))
-            meta: dict[str, Any] = {}
-            if skipped[i]:
-                meta["skipped"] = skipped[i]
-            if c.media == "image":
-                meta.update(format=c.image_format, width=c.original_size[0], height=c.original_size[1])
-            item = NewItem(sha256=c.sha256, path=c.name, source=source, media=c.media, size=len(c.data),
-                           metadata=meta, text=c.text, text_key=text_key(c.text) if c.text else None,
-                           fingerprints=rows, shingles=shingles)
-            item_id, created = self.catalog.add_item(item)
-            results[i] = AddResult(c.name, "added" if created else "exists", item_id, c.media,
-                                   skipped=skipped[i])
+            results[i] = self.add_fingerprinted(contents[i], fps[i], skipped[i], source=source)
         return results  # type: ignore[return-value]
 
     def add_fingerprinted(self, content: Content, fingerprints: Mapping[str, list[Fingerprint]],
@@ -326,7 +306,7 @@ class Index:
         a second embedding pass.
         """
         cands = _Candidates(self.catalog)
-        self._precomputed = precomputed or {}
+        pre = precomputed or {}
         skipped: list[dict[str, str]] = []
 
         exact = self.catalog.find_sha256(content.sha256)
@@ -342,16 +322,17 @@ class Index:
                     c.observations.append(Observation("sha256", 0, 0, True, "exact"))
                     c.evidence["sha256"] = {"basis": "identical text after Unicode/case/space normalisation"}
             self._check_shingles(content, cands, skipped)
-            self._check_embed(content, cands, skipped)
+            self._check_embed(content, cands, skipped, pre)
         else:
-            self._check_image(content, cands, skipped)
+            self._check_image(content, cands, skipped, pre)
         return self._report(content, cands, skipped)
 
-    def _check_image(self, content: Content, cands: _Candidates, skipped: list) -> None:
+    def _check_image(self, content: Content, cands: _Candidates, skipped: list,
+                     pre: Mapping[str, Any]) -> None:
         variants: dict[str, list[tuple[str, bytes]]] = {}
         for s in (self.pdq, self.phash):
             try:
-                variants[s.name] = [(t, fps[0].value) for t, fps in self._query_variants(s, content)]
+                variants[s.name] = [(t, fps[0].value) for t, fps in self._query_variants(s, content, pre)]
             except SignalSkipped as exc:
                 skipped.append({"signal": s.name, "reason": str(exc)})
                 continue
@@ -376,13 +357,15 @@ class Index:
                 c.evidence[s.name] = {"distance": int(d), "threshold": s.threshold, "bits": s.dim,
                                       "transform": transform, "passed": d <= s.threshold}
 
-    def _query_variants(self, s: Signal, content: Content) -> list[tuple[str, list[Fingerprint]]]:
-        pre = getattr(self, "_precomputed", {}).get(s.name)
-        if pre is None:
+    @staticmethod
+    def _query_variants(s: Signal, content: Content,
+                        pre: Mapping[str, Any]) -> list[tuple[str, list[Fingerprint]]]:
+        cached = pre.get(s.name)
+        if cached is None:
             return s.query_variants(content)
-        if isinstance(pre, SignalSkipped):
-            raise pre
-        return pre
+        if isinstance(cached, SignalSkipped):
+            raise cached
+        return cached
 
     def _check_shingles(self, content: Content, cands: _Candidates, skipped: list) -> None:
         s = self.shingle
@@ -420,13 +403,14 @@ class Index:
                             for r in (strong or regions[:1])[:10]],
             }
 
-    def _check_embed(self, content: Content, cands: _Candidates, skipped: list) -> None:
+    def _check_embed(self, content: Content, cands: _Candidates, skipped: list,
+                     pre: Mapping[str, Any]) -> None:
         s = self.embed
-        pre = getattr(self, "_precomputed", {}).get(s.name)
-        if pre is None:
+        cached = pre.get(s.name)
+        if cached is None:
             out = s.fingerprint_many([content])[0]
         else:
-            out = pre if isinstance(pre, SignalSkipped) else pre[0][1]
+            out = cached if isinstance(cached, SignalSkipped) else cached[0][1]
         if isinstance(out, SignalSkipped):
             skipped.append({"signal": s.name, "reason": str(out)})
             return

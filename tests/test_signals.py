@@ -80,7 +80,20 @@ def test_faiss_float_search_agrees_with_reference_similarity(tmp_path):
         assert s == pytest.approx(signal.distance(vecs[0], vecs[int(i) - 1]), abs=1e-5)
 
 
-def test_dihedral_names_cover_eight_transforms():
+@pytest.mark.parametrize("transpose, expected", [
+    (Image.Transpose.FLIP_LEFT_RIGHT, "mirror-left-right"),
+    (Image.Transpose.FLIP_TOP_BOTTOM, "mirror-top-bottom"),
+    (Image.Transpose.ROTATE_90, "rotate-270"),  # undoing a 90° turn is a 270° turn
+    (Image.Transpose.TRANSPOSE, "transpose"),
+])
+def test_pdq_and_phash_name_the_same_transform(transpose, expected):
+    original = sample_photo(5)
+    base = load_content(_png(original))
+    query = load_content(_png(original.transpose(transpose)))
+    for signal in (PDQSignal(), PHashSignal()):
+        stored = signal.fingerprint(base)[0].value
+        best = min((hamming(v[0].value, stored), name) for name, v in signal.query_variants(query))
+        assert best[1] == expected, signal.name
     assert len(set(DIHEDRAL)) == 8
 
 

@@ -13,13 +13,17 @@ from PIL import Image
 from ..content import Content
 from .base import Fingerprint, Signal, SignalSkipped, bits_to_bytes
 
-#: Names of the eight dihedral transforms, in the order ``pdqhash.compute_dihedral`` returns them.
-DIHEDRAL = ("identity", "rotate-90", "rotate-180", "rotate-270", "flip-x", "flip-y",
-            "flip-plus-1", "flip-minus-1")
+#: The eight dihedral transforms, in the order ``pdqhash.compute_dihedral`` returns them (Meta's
+#: rotate90 … flipX, flipY, flipPlus1, flipMinus1), named for what they do to the query image: Meta's
+#: flipX mirrors about the horizontal axis (top-bottom), flipY about the vertical one (left-right).
+#: A match reports the transform that, applied to the query, reproduced the indexed image.
+DIHEDRAL = ("identity", "rotate-90", "rotate-180", "rotate-270", "mirror-top-bottom", "mirror-left-right",
+            "transpose", "transverse")
 
+# The same transforms in Pillow's terms (checked against pdqhash by tests/test_signals.py).
 _PIL_DIHEDRAL = (
     None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270,
-    Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM, Image.Transpose.TRANSPOSE,
+    Image.Transpose.FLIP_TOP_BOTTOM, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.TRANSPOSE,
     Image.Transpose.TRANSVERSE,
 )
 
