@@ -44,7 +44,7 @@ from .errors import BadInputError, ProvenanceError, ProvenanceIndexError
 from .files import iter_files
 from .report import VERDICTS, verdict_rank
 from .signals.base import Fingerprint, SignalSkipped
-from .signals.image import DIHEDRAL, PDQSignal, PHashSignal
+from .signals.image import DIHEDRAL, PDQSignal, PHashSignal, phash_threshold
 
 #: Version of the ``--json`` document; bump on incompatible changes.
 AUDIT_SCHEMA = "provenance.audit/1"
@@ -598,7 +598,8 @@ def _image_edges(items: list[AuditItem], edges: _Edges) -> None:
         queries = queries.reshape(len(have) * len(DIHEDRAL), nbytes)
         # Range search (every neighbour within the threshold; FAISS's bound is strict, hence + 1): an order
         # of magnitude faster than k-NN on binary codes here, and clusters need all neighbours anyway.
-        lims, dist, nbr = fi.range_search(queries, signal.threshold + 1)
+        radius = getattr(signal, "corroborated_threshold", signal.threshold)
+        lims, dist, nbr = fi.range_search(queries, radius + 1)
         qs = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
         best: dict[tuple[int, int], tuple[int, str]] = {}
         have_arr = np.asarray(have)
@@ -612,7 +613,7 @@ def _image_edges(items: list[AuditItem], edges: _Edges) -> None:
         for (a, b), (d, transform) in best.items():
             e = edge(a, b)
             e["signals"][signal.name] = {"distance": d, "threshold": signal.threshold, "bits": signal.dim,
-                                         "transform": transform, "passed": True}
+                                         "transform": transform, "passed": d <= signal.threshold}
     # Evidence shows every image signal's distance for every edge, like ``check``.
     from .signals.base import hamming
     image_set = set(idx_images)
@@ -628,6 +629,11 @@ def _image_edges(items: list[AuditItem], edges: _Edges) -> None:
             d, t = min((hamming(bytes.fromhex(h), hb), name) for h, name in zip(va["hashes"], DIHEDRAL))
             e["signals"][signal.name] = {"distance": d, "threshold": signal.threshold, "bits": signal.dim,
                                          "transform": t, "passed": d <= signal.threshold}
+        # pHash's threshold depends on PDQ's verdict on the same pair, exactly as in ``check``.
+        ph = e["signals"].get(_PHASH.name)
+        if ph is not None:
+            ph["threshold"], ph["rule"] = phash_threshold(e["signals"].get(_PDQ.name, {}).get("distance"))
+            ph["passed"] = ph["distance"] <= ph["threshold"]
 
 
 def _text_edges(items: list[AuditItem], edge, embed) -> None:

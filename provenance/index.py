@@ -21,6 +21,7 @@ from .indexes.catalog import Catalog, ItemRow, NewItem
 from .indexes.vectors import VectorIndex
 from .report import Match, Observation, Report, decide, verdict_rank
 from .signals import EmbedSignal, Fingerprint, PDQSignal, PHashSignal, ShingleSignal, Signal, SignalSkipped
+from .signals.image import phash_threshold
 from .signals.text import shingle_hashes
 from .textnorm import snippet, tokenize
 
@@ -339,8 +340,9 @@ class Index:
             vi = self.vectors(s)
             queries = np.frombuffer(b"".join(v for _, v in variants[s.name]), dtype=np.uint8)
             dist, ids = vi.search(queries.reshape(len(variants[s.name]), -1), SEARCH_K)
+            radius = getattr(s, "corroborated_threshold", s.threshold)
             hits = {int(i) for row_d, row_i in zip(dist, ids) for d, i in zip(row_d, row_i)
-                    if i >= 0 and d <= s.threshold}
+                    if i >= 0 and d <= radius}
             for item_id, _, _ in self.catalog.fingerprint_owners(hits).values():
                 cands.get(item_id)
         # Verify every candidate with the reference distance of every image signal: the evidence then
@@ -348,14 +350,23 @@ class Index:
         for c in cands.values():
             if c.item.media != "image":
                 continue
+            best: dict[str, tuple[int, str]] = {}
             for s in (self.pdq, self.phash):
                 stored = self.catalog.item_fingerprints(c.item.id, s.name)
-                if s.name not in variants or not stored:
+                if s.name in variants and stored:
+                    best[s.name] = min((int(s.distance(v, fp)), t) for t, v in variants[s.name] for fp in stored)
+            for s in (self.pdq, self.phash):
+                if s.name not in best:
                     continue
-                d, transform = min((s.distance(v, fp), t) for t, v in variants[s.name] for fp in stored)
-                c.observations.append(Observation(s.name, d, s.threshold, True, s.verdict_on_match))
-                c.evidence[s.name] = {"distance": int(d), "threshold": s.threshold, "bits": s.dim,
-                                      "transform": transform, "passed": d <= s.threshold}
+                d, transform = best[s.name]
+                threshold, rule = s.threshold, "alone"
+                if s is self.phash:
+                    threshold, rule = phash_threshold(best.get(self.pdq.name, (None,))[0])
+                c.observations.append(Observation(s.name, d, threshold, True, s.verdict_on_match))
+                c.evidence[s.name] = {"distance": d, "threshold": threshold, "bits": s.dim,
+                                      "transform": transform, "passed": d <= threshold}
+                if s is self.phash:
+                    c.evidence[s.name]["rule"] = rule
 
     @staticmethod
     def _query_variants(s: Signal, content: Content,

@@ -38,7 +38,11 @@ class PDQSignal(Signal):
     dim = 256
     #: Meta's recommended operating point for PDQ (ThreatExchange ``PdqSignal``: distance <= 31 of 256).
     threshold = 31
-    threshold_source = "Meta ThreatExchange PDQ default (<= 31 of 256 bits)"
+    threshold_source = ("Meta ThreatExchange PDQ default (<= 31 of 256 bits); measured on clothing-small: "
+                        "0/999 non-indexed photos within 43 bits of any of 1,650 indexed ones")
+    #: PDQ distance at which PDQ, though not matching itself, corroborates a loose pHash match. On
+    #: clothing-small 0.1 % of non-indexed photos came this close to some indexed photo (bench/RESULTS.md).
+    corroborating_distance = 48
     #: Below this quality PDQ hashes of flat or tiny images collide; Meta's guidance drops them.
     min_quality = 50
 
@@ -80,9 +84,15 @@ class PHashSignal(Signal):
     media = frozenset({"image"})
     index_kind = "binary"
     dim = 64
-    threshold = 8
-    threshold_source = ("provisional: imagehash pHash copy-detection practice (<= 8 of 64 bits); "
-                        "see bench/RESULTS.md for the measured false-match rate")
+    #: pHash alone: 64 bits collide easily on look-alike photos (plain backgrounds). Measured on
+    #: clothing-small, nearest-indexed-photo distance of non-indexed photos: <=3: 0/999, <=4: 0.2 %,
+    #: <=6: 1.1 %, <=8: 5.4 %. So alone it decides only at <= 3 ...
+    threshold = 3
+    #: ... and up to 8 (what text overlays and heavy re-encoding need) only when PDQ corroborates
+    #: (PDQ distance <= PDQSignal.corroborating_distance) or cannot speak (quality gate).
+    corroborated_threshold = 8
+    threshold_source = ("measured: <= 3 of 64 bits alone (0/999 false matches on clothing-small), <= 8 when "
+                        "PDQ is within 48 bits or skipped (bench/RESULTS.md)")
 
     @staticmethod
     def _small(content: Content) -> Image.Image:
@@ -102,3 +112,15 @@ class PHashSignal(Signal):
         small = self._small(content)
         return [(name, [Fingerprint(self._hash(small if t is None else small.transpose(t)))])
                 for name, t in zip(DIHEDRAL, _PIL_DIHEDRAL)]
+
+
+def phash_threshold(pdq_distance: int | None) -> tuple[int, str]:
+    """The pHash threshold that applies to a pair, and why, given the pair's PDQ distance.
+
+    ``pdq_distance`` is ``None`` when PDQ cannot speak (an image below its quality gate).
+    """
+    if pdq_distance is None:
+        return PHashSignal.corroborated_threshold, "PDQ unavailable"
+    if pdq_distance <= PDQSignal.corroborating_distance:
+        return PHashSignal.corroborated_threshold, f"corroborated by PDQ <= {PDQSignal.corroborating_distance}"
+    return PHashSignal.threshold, "alone"
