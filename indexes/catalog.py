@@ -146,8 +146,8 @@ class Catalog:
                 raise ProvenanceIndexError(
                     f"{index_dir}: the catalog's {name} fingerprints were made by version {r['version']} "
                     f"model {r['model'] or '-'}, this installation makes version {version} model "
-                    f"{model or '-'}; re-fingerprint with `provenance reindex --index {index_dir}` "
-                    "or use the matching version")
+                    f"{model or '-'}; install the version that made this index, or build a new index "
+                    "and add the content to it again")
 
     # -- items ------------------------------------------------------------------------------------
     def find_sha256(self, sha256: str, *, include_removed: bool = False) -> ItemRow | None:
