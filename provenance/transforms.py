@@ -203,3 +203,73 @@ def make_copy(img: Image.Image, family: str, rng: random.Random,
     fn = (families or FAMILIES)[family]
     out, params = fn(img.convert("RGB"), rng)
     return encode(out, family), params
+
+
+# ---------------------------------------------------------------------------------------------------
+# Text edits: what people do to a passage they reuse without quoting it. Each takes the passage and a
+# ``random.Random`` and returns the edited passage (never empty).
+
+_TEXT_HOMOGLYPHS = {"a": "\u0430", "e": "\u0435", "o": "\u043e", "p": "\u0440", "c": "\u0441", "x": "\u0445",
+                    "y": "\u0443", "i": "\u0456", "A": "\u0410", "E": "\u0415", "O": "\u041e", "T": "\u0422"}
+
+
+def text_verbatim(text: str, rng: random.Random) -> str:
+    return text
+
+
+def text_typos(text: str, rng: random.Random, rate: float = 0.12) -> str:
+    """Swap, drop or double one letter in about ``rate`` of the words."""
+    words = text.split(" ")
+    for i, w in enumerate(words):
+        if len(w) > 3 and rng.random() < rate:
+            j = rng.randrange(1, len(w) - 1)
+            op = rng.randrange(3)
+            words[i] = (w[:j] + w[j + 1] + w[j] + w[j + 2:] if op == 0 else
+                        w[:j] + w[j + 1:] if op == 1 else w[:j] + w[j] + w[j:])
+    return " ".join(words)
+
+
+def text_homoglyphs(text: str, rng: random.Random, rate: float = 0.3) -> str:
+    """Replace about ``rate`` of the replaceable Latin letters with look-alike Cyrillic ones."""
+    return "".join(_TEXT_HOMOGLYPHS[c] if c in _TEXT_HOMOGLYPHS and rng.random() < rate else c for c in text)
+
+
+def text_zero_width(text: str, rng: random.Random, rate: float = 0.3) -> str:
+    """Insert zero-width spaces/joiners inside about ``rate`` of the words."""
+    words = text.split(" ")
+    for i, w in enumerate(words):
+        if len(w) > 2 and rng.random() < rate:
+            j = rng.randrange(1, len(w))
+            words[i] = w[:j] + rng.choice(("\u200b", "\u200c", "\u200d", "\u2060")) + w[j:]
+    return " ".join(words)
+
+
+def text_word_drops(text: str, rng: random.Random, rate: float = 0.1) -> str:
+    """Drop about ``rate`` of the words."""
+    words = text.split(" ")
+    kept = [w for w in words if rng.random() >= rate]
+    return " ".join(kept or words[:1])
+
+
+def text_reorder(text: str, rng: random.Random) -> str:
+    """Shuffle the passage's sentences (a different order, when there are two or more)."""
+    from .textnorm import sentence_spans
+    sents = [text[s:e].strip() for s, e in sentence_spans(text) if text[s:e].strip()]
+    if len(sents) < 2:
+        return text
+    order = list(range(len(sents)))
+    while order == sorted(order):
+        rng.shuffle(order)
+    return " ".join(sents[i] for i in order)
+
+
+#: Text edit families, by name. Paraphrase is not here: it needs human rewrites (the benchmark takes
+#: them from the PAN corpus).
+TEXT_FAMILIES: dict[str, Callable[[str, random.Random], str]] = {
+    "verbatim": text_verbatim,
+    "typos": text_typos,
+    "homoglyphs": text_homoglyphs,
+    "zero-width": text_zero_width,
+    "word-drops": text_word_drops,
+    "sentence-reorder": text_reorder,
+}
