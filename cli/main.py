@@ -300,5 +300,11 @@ def demo(as_json: bool, index_path: Path | None) -> None:
         click.echo(render_table(reports))
 
 
+# Registered here, at the end, so the command's module stays self-contained (issue 5).
+from .evaluate import eval_command  # noqa: E402
+
+main.add_command(eval_command, "eval")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
