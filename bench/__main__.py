@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small samples (a few minutes)")
     ap.add_argument("--only", choices=SECTIONS, action="append", help="run only this part (repeatable)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="images/text: re-summarise the raw JSON in bench/out instead of re-running the queries")
     args = ap.parse_args(argv)
     todo = args.only or list(SECTIONS)
     sections = _load_sections()
@@ -57,6 +59,19 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     for name in todo:
         t = time.time()
+        if args.reuse and name in ("images", "text"):
+            if name == "images":
+                from . import images as mod
+                raw = json.loads((OUT / "images.json").read_text())
+                s = mod.summarise(raw)
+            else:
+                from . import text as mod  # type: ignore[no-redef]
+                s = mod.summarise(*(json.loads((OUT / f"text_{k}.json").read_text())
+                                    for k in ("pan", "planted", "clough")))
+            summaries[name] = s
+            old = re.search(r"\n(_(?:quick|full) run,.*?_)\n", sections.get(name, ""))
+            sections[name] = s["markdown"] + "\n" + (old.group(1) if old else "_Re-summarised from bench/out._") + "\n"
+            continue
         if name == "images":
             from . import images as mod
         elif name == "text":
@@ -68,7 +83,13 @@ def main(argv: list[str] | None = None) -> None:
         sections[name] = (s["markdown"] + f"\n_{'quick' if args.quick else 'full'} run, "
                           f"{time.strftime('%Y-%m-%d %H:%M')}, {time.time() - t:.0f} s; {machine()}._\n")
         log(f"{name} done in {time.time() - t:.0f} s")
-    thr = _thresholds(summaries)
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, summ in summaries.items():
+        if "recommend" in summ:
+            (OUT / f"recommend_{name}.json").write_text(json.dumps(summ["recommend"], default=float))
+    recs = {n: {"recommend": json.loads((OUT / f"recommend_{n}.json").read_text())}
+            for n in ("images", "text") if (OUT / f"recommend_{n}.json").exists()}
+    thr = _thresholds(recs)
     if thr:
         sections["thresholds"] = ("## Threshold calibration (target: ≤ 0.1 % false matches on non-copies)\n\n"
                                   + thr + "\n")

@@ -44,11 +44,26 @@ def test_eval_reports_families_and_suggestions(tmp_path: Path) -> None:
     assert 0.0 <= doc["false_match_rate"]["image"] <= 1.0
 
 
-def test_eval_table_and_bad_folder(tmp_path: Path) -> None:
-    _make_images(tmp_path, 4)
-    result = CliRunner().invoke(main, ["eval", "--quiet", "--sample", "2", str(tmp_path)])
+TOPICS = ["The harbour town rebuilt its sea wall after the winter storms flooded the fish market.",
+          "Volunteers counted migrating cranes along the river delta for the third spring running.",
+          "The orchestra rehearsed the new symphony in an empty warehouse near the rail yards.",
+          "A small bakery began selling rye bread made from grain grown on the hills above the valley."]
+
+
+def _make_texts(folder: Path) -> None:
+    for i, first in enumerate(TOPICS):
+        body = " ".join(f"{first[:-1]} and note {j} of story {i} adds detail number {j * 7 + i}." for j in range(6))
+        (folder / f"post{i}.md").write_text(first + " " + body + "\n", encoding="utf-8")
+
+
+def test_eval_table_text_and_bad_folder(tmp_path: Path) -> None:
+    _make_texts(tmp_path)
+    result = CliRunner().invoke(main, ["eval", "--quiet", "--sample", "1", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "suggested thresholds" in result.stdout and "mirror" in result.stdout
+    assert "suggested thresholds" in result.stdout and "homoglyphs" in result.stdout
+    # Verbatim passages are found by the real shingle and embedding signals.
+    assert any(line.split()[:2] == ["text", "verbatim"] and float(line.split()[3]) == 1.0
+               for line in result.stdout.splitlines())
     empty = tmp_path / "empty"
     empty.mkdir()
     result = CliRunner().invoke(main, ["eval", str(empty)])
