@@ -244,7 +244,8 @@ def summarise(raw: dict[str, Any]) -> dict[str, Any]:
         "",
         table(["add", "items/s", "baseline ÷ product"], add_rows),
         "",
-        f"Catalog size: {a['catalog_bytes_per_image']:,.0f} bytes per image; {a['catalog_bytes_per_doc']:,.0f} "
+        (f"imagededup could not be measured: `{a['imagededup_error'][:160]}`.\n\n" if "imagededup_error" in a else "")
+        + f"Catalog size: {a['catalog_bytes_per_image']:,.0f} bytes per image; {a['catalog_bytes_per_doc']:,.0f} "
         f"bytes per text document ({a['n_passages'] / a['n_docs']:.1f} passages per ABC news item).",
         "",
         f"Fixed cost of one `check` on a small real index: image {s['check_image_small_ms']:.0f} ms "
