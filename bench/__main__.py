@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     recs = {n: {"recommend": json.loads((OUT / f"recommend_{n}.json").read_text())}
             for n in ("images", "text") if (OUT / f"recommend_{n}.json").exists()}
     thr = _thresholds(recs)
+    # Re-read the file: a section written meanwhile (by hand or another run) is kept unless rerun here.
+    sections = {**_load_sections(), **{k: v for k, v in sections.items() if k in summaries}}
     if thr:
         sections["thresholds"] = ("## Threshold calibration (target: ≤ 0.1 % false matches on non-copies)\n\n"
                                   + thr + "\n")
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
              "Regenerate with `python -m bench` (full) or `python -m bench --quick`; raw per-query data in "
              "`bench/out/`. Data: `../shared/data` (see its README). Every number below was produced by the "
              "code in `bench/` on the machine named under each section.", ""]
-    for name in ("thresholds",) + SECTIONS:
+    # "recommendations" is written by hand from the tables and kept as is by every run.
+    for name in ("thresholds", "recommendations") + SECTIONS:
         if name in sections:
             parts += [f"<!-- section:{name} -->", sections[name].strip(), f"<!-- /section:{name} -->", ""]
     RESULTS.write_text("\n".join(parts))

@@ -194,11 +194,12 @@ def bench_scale(tmp: Path, sizes: list[int], repeat: int) -> dict[str, Any]:
             lsh = MinHashLSH(threshold=0.5, num_perm=128)
             t = time.perf_counter()
             hv = rng.integers(0, 2**32 - 1, (n_lsh, 128), dtype=np.uint64)
+            scheme = MinHash(num_perm=128).scheme  # datasketch >= 2 wants it named for given hash values
             with lsh.insertion_session() as s:
                 for i in range(n_lsh):
-                    s.insert(i, MinHash(num_perm=128, hashvalues=hv[i]))
+                    s.insert(i, MinHash(num_perm=128, hashvalues=hv[i], scheme=scheme))
             row["lsh_build_s"] = time.perf_counter() - t
-            qm = MinHash(num_perm=128, hashvalues=hv[n_lsh // 2])
+            qm = MinHash(num_perm=128, hashvalues=hv[n_lsh // 2], scheme=scheme)
             row["lsh_query_ms"] = _median_time(lambda: lsh.query(qm), repeat) * 1000
             del lsh, hv
         except ImportError:

@@ -383,6 +383,15 @@ def summarise(pan: dict, planted: dict, clough: dict) -> dict[str, Any]:
         "",
         table(["category", "exact", "near-duplicate", "paraphrase", "original", "median run", "median cosine"], conf),
         "",
+        "Share of each category reaching a raw value against its own source (cosine = best passage pair; "
+        "run = longest aligned shingle run):",
+        "",
+        table(["value"] + cats,
+              [[f"cosine ≥ {t}"] + [float(np.mean([r["cos"] >= t for r in clough["rows"] if r["category"] == c]))
+                                     for c in cats] for t in (0.8, 0.85, 0.88, 0.9, 0.92, 0.95)]
+              + [[f"run ≥ {t} words"] + [float(np.mean([r["run"] >= t for r in clough["rows"] if r["category"] == c]))
+                                         for c in cats] for t in (8, 12, 16, 20)]),
+        "",
         "`non` answers were written independently *about the same topic* from the same prompt, so a high cosine "
         "there is topical similarity, not copying; `heavy` revisions are the paraphrase case.",
         "",
