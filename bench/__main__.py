@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="small samples (a few minutes)")
     ap.add_argument("--only", choices=SECTIONS, action="append", help="run only this part (repeatable)")
     ap.add_argument("--reuse", action="store_true",
-                    help="images/text: re-summarise the raw JSON in bench/out instead of re-running the queries")
+                    help="re-summarise the raw JSON in bench/out instead of re-running the queries")
     args = ap.parse_args(argv)
     todo = args.only or list(SECTIONS)
     sections = _load_sections()
@@ -59,6 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     for name in todo:
         t = time.time()
+        if args.reuse and name == "speed":
+            from . import speed as mod  # type: ignore[no-redef]
+            s = mod.summarise(json.loads((OUT / "speed.json").read_text()))
+            summaries[name] = s
+            old = re.search(r"\n(_[^\n]*_)\s*$", sections.get(name, ""))
+            sections[name] = s["markdown"] + "\n" + (old.group(1) if old else "_Re-summarised from bench/out._") + "\n"
+            continue
         if args.reuse and name in ("images", "text"):
             if name == "images":
                 from . import images as mod
@@ -69,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                 s = mod.summarise(*(json.loads((OUT / f"text_{k}.json").read_text())
                                     for k in ("pan", "planted", "clough")))
             summaries[name] = s
-            old = re.search(r"\n(_(?:quick|full) run,.*?_)\n", sections.get(name, ""))
+            old = re.search(r"\n(_[^\n]*_)\s*$", sections.get(name, ""))
             sections[name] = s["markdown"] + "\n" + (old.group(1) if old else "_Re-summarised from bench/out._") + "\n"
             continue
         if name == "images":
