@@ -49,7 +49,7 @@ def _min_dist(var: np.ndarray | None, refs: np.ndarray, ref_ok: np.ndarray) -> n
 
 def run(quick: bool = False, workdir: Path | None = None,
         sizes: tuple[int, int, int] | None = None) -> dict[str, Any]:
-    n_orig, n_dist, n_neg = sizes or ((60, 600, 400) if quick else (300, 2000, 1400))
+    n_orig, n_dist, n_neg = sizes or ((40, 460, 300) if quick else (300, 2000, 1400))
     fams = families()
     paths = image_paths()
     originals = paths[:n_orig]
