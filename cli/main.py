@@ -313,6 +313,11 @@ from .audit import audit  # noqa: E402
 
 main.add_command(audit)
 
+# Registered here, at the end, so the command's module stays self-contained (issue 5).
+from .evaluate import eval_command  # noqa: E402
+
+main.add_command(eval_command, "eval")
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()
