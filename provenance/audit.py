@@ -718,6 +718,9 @@ def _text_edges(items: list[AuditItem], edge, embed) -> None:
     for (a, b), (sim, pa, pb) in best.items():
         sa, sb = items[a].record["embed_spans"][pa], items[b].record["embed_spans"][pb]
         ta, tb = items[a].record["text"], items[b].record["text"]
+        # Same rule as ``check``: cosine and shared content words (EmbedSignal docstring).
+        if not embed.supports_paraphrase(sim, ta[sa[0]:sa[1]], tb[sb[0]:sb[1]]):
+            continue
         edge(a, b)["signals"][embed.name] = {
             "max_cosine": round(sim, 4), "threshold": embed.threshold, "passed": True,
             "passages": [{"score": round(sim, 4),

@@ -22,7 +22,7 @@ from .indexes.vectors import VectorIndex
 from .report import Match, Observation, Report, decide, verdict_rank
 from .signals import EmbedSignal, Fingerprint, PDQSignal, PHashSignal, ShingleSignal, Signal, SignalSkipped
 from .signals.image import phash_threshold
-from .signals.text import shingle_hashes
+from .signals.text import content_overlap, shingle_hashes
 from .textnorm import snippet, tokenize
 
 #: Environment variable naming the index directory when ``--index`` is not given.
@@ -440,27 +440,34 @@ class Index:
         assert content.text is not None
         for item_id, pairs in best.items():
             pairs.sort(key=lambda p: -p[0])
-            top = pairs[0][0]
-            if top < s.threshold and item_id not in cands:
+            if pairs[0][0] < s.threshold and item_id not in cands:
                 continue  # not a paraphrase and not otherwise matched: not worth reporting
             c = cands.get(item_id)
             if c is None:
                 continue
-            c.observations.append(Observation(s.name, top, s.threshold, False, s.verdict_on_match))
             source_text = self.catalog.text_of(item_id) or ""
-            shown, seen = [], set()
+            shown, seen, supported = [], set(), 0.0
             for sim, qi, start, end in pairs:
                 if (qi, start) in seen or (shown and sim < s.threshold):
                     continue
                 seen.add((qi, start))
                 d0, d1 = out[qi].start, out[qi].end
-                shown.append({"score": round(sim, 4),
+                draft_passage, source_passage = content.text[d0:d1], source_text[start or 0:end or 0]
+                overlap = content_overlap(draft_passage, source_passage)
+                if s.supports_paraphrase(sim, draft_passage, source_passage):
+                    supported = max(supported, sim)
+                shown.append({"score": round(sim, 4), "content_overlap": round(overlap, 3),
                               "draft": {"start": d0, "end": d1, "snippet": snippet(content.text, d0, d1)},
                               "source": {"start": start, "end": end,
                                          "snippet": snippet(source_text, start or 0, end or 0)}})
                 if len(shown) >= 5:
                     break
-            c.evidence[s.name] = {"max_cosine": round(top, 4), "threshold": s.threshold, "passages": shown}
+            # The observation is the best cosine among pairs that also share content words, so the
+            # verdict follows supports_paraphrase(); the evidence still shows the raw best cosine.
+            c.observations.append(Observation(s.name, supported, s.threshold, False, s.verdict_on_match))
+            c.evidence[s.name] = {"max_cosine": round(pairs[0][0], 4), "supported_cosine": round(supported, 4),
+                                  "threshold": s.threshold, "min_content_overlap": s.min_content_overlap,
+                                  "passages": shown}
 
     def _report(self, content: Content, cands: _Candidates, skipped: list) -> Report:
         matches: list[Match] = []
