@@ -4,8 +4,7 @@
    the 200 held-out (never indexed) photos. Recall per transform, false-match rate on held-out photos,
    plus the PDQ/pHash distance distributions that calibrate the pHash threshold.
 2. Clough & Stevenson: index the 5 sources plus a haystack; verdict counts per category.
-3. PAN paraphrase pairs: cosine of positives vs negatives (calibrates text-embed).
-4. add throughput and check latency (medians).
+3. add throughput and check latency (medians).
 
 Run: python bench/originality_eval.py [--out bench/out/originality.json]
 """
@@ -157,27 +156,6 @@ def texts(results: dict, tmp: Path) -> None:
         idx.check(long)
         lat.append(time.perf_counter() - t)
     results["check_1000_word_draft_ms_median"] = 1000 * statistics.median(lat)
-    # PAN paraphrase pairs: passage cosine distribution.
-    pan = [json.loads(line) for line in (DATA / "text" / "pan_paraphrase_train.jsonl").open()][:3000]
-    a = idx.embed.encode([p["s1"] for p in pan])
-    b = idx.embed.encode([p["s2"] for p in pan])
-    cos = (a * b).sum(1)
-    lab = np.array([p["label"] for p in pan])
-    results["pan_cosine_quantiles"] = {
-        "positives": np.percentile(cos[lab == 1], [5, 25, 50]).tolist(),
-        "negatives": np.percentile(cos[lab == 0], [50, 95, 99, 99.9]).tolist(),
-    }
-    results["pan_at_thresholds"] = {
-        str(t): {"recall": float((cos[lab == 1] >= t).mean()), "fpr": float((cos[lab == 0] >= t).mean())}
-        for t in (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)}
-    # Unrelated-document cosine: best passage match of movie reviews against the Brown haystack.
-    reviews = [json.loads(line)["text"] for line in (DATA / "text" / "nltk_movie_reviews.jsonl").open()][:200]
-    best = []
-    for text in reviews:
-        out = idx.embed.fingerprint_many([load_content(text)])[0]
-        sims, _ = idx.vectors(idx.embed).search(np.stack([f.value for f in out]), 1)
-        best.append(float(sims.max()))
-    results["unrelated_best_passage_cosine_quantiles"] = np.percentile(best, [50, 95, 99, 100]).tolist()
     idx.close()
 
 
