@@ -105,6 +105,7 @@ def test_demo_runs_on_the_bundled_corpus():
     assert r.exit_code == 0
     verdicts = {x["path"]: x["verdict"] for x in json.loads(r.stdout)["reports"]}
     assert verdicts["drafts/draft-copied.md"] == "near-duplicate"
+    assert verdicts["drafts/draft-paraphrase.md"] == "paraphrase"
     assert verdicts["drafts/draft-original.md"] == "original"
     assert verdicts["drafts/photo-rotated-recompressed.jpg"] == "near-duplicate"
     assert verdicts["drafts/photo-unrelated.jpg"] == "original"

@@ -52,14 +52,20 @@ def test_exact_and_normalised_exact(index):
 
 def test_paraphrase_is_flagged_as_paraphrase(index):
     add_sources(index)
-    paraphrase = ("It is a fact everyone accepts that a wealthy bachelor must surely be looking for a wife. "
-                  "When such a man moves into a neighbourhood, the local families, whatever his own views, "
-                  "regard him as the rightful property of one of their daughters.")
-    report = index.check(paraphrase)
+    report = index.check(DRAFTS["draft-paraphrase.md"])
     assert report.verdict == "paraphrase", report.to_dict()
     m = report.matches[0]
     assert m.signal == "text-embed" and m.score >= m.threshold
     assert m.evidence["text-embed"]["passages"][0]["source"]["snippet"].startswith("It is a truth")
+    assert m.evidence["text-embed"]["passages"][0]["content_overlap"] >= 0.4
+
+
+def test_same_topic_without_shared_content_is_not_a_paraphrase(index):
+    add_sources(index)
+    # About marriage and fortune, like Austen's opening, but saying something else in other words.
+    report = index.check("Marriage in the Regency era was often an economic arrangement: families "
+                         "weighed dowries and estates, and a young woman's prospects depended on them.")
+    assert report.verdict == "original"
 
 
 def test_original_text_is_original(index):

@@ -45,9 +45,9 @@ DRAFTS: dict[str, str] = {
         "varous insects flitting about, and with worms crawling through the damp ea\u200brth, and to "
         "reflect that these elaborately constructed forms have all been produced by laws acting around us."),
     "draft-paraphrase.md": (
-        "Eighty-seven years ago our forefathers created a new country on this land, founded in freedom "
-        "and devoted to the idea that all people are born equal. Today we are fighting a huge civil war "
-        "that tests whether that country, or any country built that way, can survive for long."),
+        "It is a fact everyone accepts that a wealthy bachelor must surely be looking for a wife. When such "
+        "a man moves into a neighbourhood, the local families, whatever his own views, regard him as the "
+        "rightful property of one of their daughters."),
     "draft-original.md": (
         "Sourdough needs patience more than skill. Feed the starter the night before, mix the dough in "
         "the morning, fold it every half hour, and let the cold fridge do the slow work of flavour."),
