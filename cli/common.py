@@ -40,6 +40,16 @@ def echo_json(doc: Any) -> None:
     click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
 
 
+#: Library exceptions and their exit codes, most specific first.
+_EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (BadInputError, EXIT_BAD_INPUT),
+    (ProvenanceIndexError, EXIT_INDEX),
+    (MissingComponentError, EXIT_MISSING),
+    (ManifestError, EXIT_MANIFEST),
+    (ProvenanceError, EXIT_BAD_INPUT),
+)
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Turn library exceptions into a message on stderr and the documented exit code."""
 
@@ -47,21 +57,9 @@ def handle_errors(fn: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except BadInputError as exc:
+        except ProvenanceError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-        except ProvenanceIndexError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_INDEX)
-        except MissingComponentError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_MISSING)
-        except ManifestError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_MANIFEST)
-        except ProvenanceError as exc:  # pragma: no cover - every subclass is handled above
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+            sys.exit(next(code for cls, code in _EXIT_CODES if isinstance(exc, cls)))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
