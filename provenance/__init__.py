@@ -3,7 +3,7 @@
     import provenance
     idx = provenance.open_index("my-index", create=True)
     idx.add(["old-post.md", "photo.jpg"], source="blog")
-    report = idx.check("draft.md")          # or idx.check(b"...") / idx.check_text("...")
+    report = idx.check("draft.md")          # a path; or idx.check(b"...") / idx.check_text("...")
     print(report.verdict, report.matches[0].evidence if report.matches else None)
     idx.close()
 """

@@ -199,14 +199,22 @@ def load_content(source: Source, name: str | None = None) -> Content:
     return content_from_bytes(data, label)
 
 
+_FILE_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".xhtml", ".jpg", ".jpeg", ".png", ".webp",
+                  ".gif", ".bmp", ".tif", ".tiff")
+
+
 def _is_path_like(s: str) -> bool:
-    # A str is treated as a path only when it names an existing file; any other str is text.
+    # A str names a file when that file exists. One that merely looks like a file name (one word with
+    # a known suffix, or a path) is treated as a path too, so a mistyped file name fails loudly with
+    # "no such file" instead of being checked as a one-word text.
     if "\n" in s or len(s) > 4096:
         return False
     try:
-        return Path(s).exists()
+        if Path(s).exists():
+            return True
     except OSError:
         return False
+    return not any(c.isspace() for c in s) and (s.lower().endswith(_FILE_SUFFIXES) or "/" in s)
 
 
 def content_from_bytes(data: bytes, label: str) -> Content:

@@ -291,6 +291,10 @@ class Index:
         """Check one file, bytes or text against the index and return its :class:`Report`."""
         return self.check_content(load_content(source, name))
 
+    def check_text(self, text: str, name: str = "<text>") -> Report:
+        """Check ``text`` itself (never read as a file name)."""
+        return self.check_content(load_content(text, name))
+
     def check_many(self, sources: Iterable[Source]) -> Iterator[Report | BadInputError]:
         """Check several inputs; a bad one yields its :class:`BadInputError` and the rest go on."""
         for src in sources:

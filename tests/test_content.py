@@ -77,6 +77,15 @@ def test_bad_inputs_name_file_and_problem(tmp_path, data, message):
     assert str(p) in str(info.value)
 
 
+def test_mistyped_file_name_is_an_error_not_a_text(tmp_path):
+    with pytest.raises(BadInputError, match="no such file"):
+        load_content(str(tmp_path / "draft.md"))
+    with pytest.raises(BadInputError, match="no such file"):
+        load_content("drfat.md")
+    assert load_content("drfat.md", name="<text>").text == "drfat.md"
+    assert load_content("one-word").media == "text"
+
+
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(BadInputError, match="no such file"):
         load_content(tmp_path / "nope.txt")
