@@ -33,8 +33,10 @@ Kind = Literal["binary", "float"]
 
 #: Float vectors switch from exact flat search to HNSW at this count (see the module docstring).
 HNSW_MIN_VECTORS = 200_000
-#: HNSW graph degree and search breadth: at M=32, efSearch=128 recall@10 on MiniLM passage vectors is
-#: ~0.99 of exact search (tests/test_vectors.py checks agreement on a small index).
+#: HNSW graph degree and search breadth. Measured on 200k clustered synthetic 384-d unit vectors (2 cores):
+#: build 93 s; 38 queries 32 ms vs 999 ms flat (31x); a near-copy (cosine ~0.93) is in the top 16 for
+#: 200/200 queries at efSearch 64, 128 and 256. Recall of the full top 10 among near-ties is lower (0.65),
+#: which matters little here: a match must clear cosine 0.80. tests/test_vectors.py checks agreement.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
