@@ -44,7 +44,7 @@ from .errors import BadInputError, ProvenanceError, ProvenanceIndexError
 from .files import iter_files
 from .report import VERDICTS, verdict_rank
 from .signals.base import Fingerprint, SignalSkipped
-from .signals.image import DIHEDRAL, PDQSignal, PHashSignal, phash_threshold
+from .signals.image import DIHEDRAL, TRIMMED, PDQSignal, PHashSignal, phash_threshold
 
 #: Version of the ``--json`` document; bump on incompatible changes.
 AUDIT_SCHEMA = "provenance.audit/1"
@@ -108,7 +108,8 @@ def _image_variants(content: Content) -> dict[str, Any]:
         try:
             v = signal.query_variants(content)
             # Hex, so the record is plain JSON in the state file and the ``--json`` document.
-            variants[signal.name] = {"hashes": [fps[0].value.hex() for _, fps in v], "quality": v[0][1][0].quality}
+            variants[signal.name] = {"hashes": [fps[0].value.hex() for _, fps in v], "names": [t for t, _ in v],
+                                     "quality": v[0][1][0].quality}
         except SignalSkipped as exc:
             variants[signal.name] = {"skipped": str(exc)}
     return variants
@@ -511,6 +512,15 @@ class _Edges:
         return self.by_pair[key]
 
 
+#: Variant names of the hashes ``add`` stores (the rest are query-only transforms).
+STORED_VARIANTS = ("identity", TRIMMED + "identity")
+
+
+def _named(v: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(variant name, hex hash)`` pairs of one signal's cached variants (old caches: 8 dihedral)."""
+    return list(zip(v.get("names", DIHEDRAL), v["hashes"]))
+
+
 def _hex_bytes(values: Sequence[str]) -> bytes:
     return b"".join(bytes.fromhex(v) for v in values)
 
@@ -588,28 +598,37 @@ def _image_edges(items: list[AuditItem], edges: _Edges) -> None:
         if len(have) < 2:
             continue
         nbytes = signal.dim // 8
-        variants = [items[i].record["variants"][signal.name]["hashes"] for i in have]
-        base = np.frombuffer(_hex_bytes([v[0] for v in variants]), dtype=np.uint8).reshape(len(have), nbytes)
+        # Stored side: each item's untransformed hashes (the whole image, and its trimmed version if it has
+        # flat borders); query side: every variant. Owners map rows back to items.
+        base_owner, base_hex, q_owner, q_name, q_hex = [], [], [], [], []
+        for i in have:
+            for t, h in _named(items[i].record["variants"][signal.name]):
+                q_owner.append(i)
+                q_name.append(t)
+                q_hex.append(h)
+                if t in STORED_VARIANTS:
+                    base_owner.append(i)
+                    base_hex.append(h)
+        base = np.frombuffer(_hex_bytes(base_hex), dtype=np.uint8).reshape(len(base_hex), nbytes)
         # Flat binary search is exact and, at archive sizes up to ~10^5, faster than building a
         # multi-hash index; either way no Python loop over pairs.
         fi = faiss.IndexBinaryFlat(signal.dim)
         fi.add(base)
-        queries = np.frombuffer(_hex_bytes([h for v in variants for h in v]), dtype=np.uint8)
-        queries = queries.reshape(len(have) * len(DIHEDRAL), nbytes)
+        queries = np.frombuffer(_hex_bytes(q_hex), dtype=np.uint8).reshape(len(q_hex), nbytes)
         # Range search (every neighbour within the threshold; FAISS's bound is strict, hence + 1): an order
         # of magnitude faster than k-NN on binary codes here, and clusters need all neighbours anyway.
         radius = getattr(signal, "corroborated_threshold", signal.threshold)
         lims, dist, nbr = fi.range_search(queries, radius + 1)
         qs = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
         best: dict[tuple[int, int], tuple[int, str]] = {}
-        have_arr = np.asarray(have)
-        for q, d, a, b in zip(qs.tolist(), dist.tolist(), have_arr[qs // len(DIHEDRAL)].tolist(),
-                              have_arr[nbr].tolist()):
+        q_owner_arr, base_owner_arr = np.asarray(q_owner), np.asarray(base_owner)
+        for q, d, a, b in zip(qs.tolist(), dist.tolist(), q_owner_arr[qs].tolist(),
+                              base_owner_arr[nbr].tolist()):
             if a == b:
                 continue
             key = (min(a, b), max(a, b))
             if key not in best or d < best[key][0]:
-                best[key] = (d, DIHEDRAL[q % len(DIHEDRAL)])
+                best[key] = (d, q_name[q])
         for (a, b), (d, transform) in best.items():
             e = edge(a, b)
             e["signals"][signal.name] = {"distance": d, "threshold": signal.threshold, "bits": signal.dim,
@@ -625,8 +644,8 @@ def _image_edges(items: list[AuditItem], edges: _Edges) -> None:
             vb = items[e["b"]].record["variants"][signal.name]
             if "hashes" not in va or "hashes" not in vb:
                 continue
-            hb = bytes.fromhex(vb["hashes"][0])
-            d, t = min((hamming(bytes.fromhex(h), hb), name) for h, name in zip(va["hashes"], DIHEDRAL))
+            stored_b = [bytes.fromhex(h) for t, h in _named(vb) if t in STORED_VARIANTS]
+            d, t = min((hamming(bytes.fromhex(h), hb), name) for name, h in _named(va) for hb in stored_b)
             e["signals"][signal.name] = {"distance": d, "threshold": signal.threshold, "bits": signal.dim,
                                          "transform": t, "passed": d <= signal.threshold}
         # pHash's threshold depends on PDQ's verdict on the same pair, exactly as in ``check``.
@@ -741,7 +760,7 @@ def _precomputed(it: AuditItem) -> dict[str, Any]:
                 pre[name] = SignalSkipped(v["skipped"])
             else:
                 q = v.get("quality")
-                pre[name] = [(t, [Fingerprint(bytes.fromhex(h), quality=q)]) for t, h in zip(DIHEDRAL, v["hashes"])]
+                pre[name] = [(t, [Fingerprint(bytes.fromhex(h), quality=q)]) for t, h in _named(v)]
     elif it.media == "text":
         if it.embed is None:
             pre["text-embed"] = SignalSkipped(it.record.get("embed_skipped", "no words to embed"))
@@ -777,7 +796,8 @@ def _add_to_index(items: list[AuditItem], index, source: str | None) -> int:
             if isinstance(pre, SignalSkipped):
                 skipped[name] = str(pre)
             else:
-                fps[name] = pre[0][1]  # the identity variant is what ``add`` stores
+                # The untransformed variants (whole image, and trimmed if any) are what ``add`` stores.
+                fps[name] = [f for t, fl in pre if t in STORED_VARIANTS for f in fl]
         if it.media == "text":
             try:
                 fps[shingle.name] = shingle.fingerprint(_content(it))

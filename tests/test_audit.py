@@ -85,7 +85,7 @@ def test_clusters_found_with_representative(audited):
     sizes = {m: _item(doc, Path(m).name)["size"] for m in photos["members"]}
     assert photos["representative"] == max(sizes, key=sizes.get)
     rotated_edges = [e for e in photos["edges"] if "photo-rotated" in e["a"] + e["b"]]
-    assert any(e["signals"]["pdq"]["transform"].startswith("rotate") for e in rotated_edges)
+    assert any("rotate" in e["signals"]["pdq"]["transform"] for e in rotated_edges)
     texts = by_members[frozenset({"essay.txt", "essay-copy.md"})]
     shingle = texts["edges"][0]["signals"]["text-shingle"]
     assert shingle["passed"] and shingle["longest_run_words"] >= 12
@@ -97,7 +97,8 @@ def test_index_matches_reported(audited):
     item = _item(audited["doc"], "press-mirrored.jpg")
     assert item["index_verdict"] == "near-duplicate"
     match = item["index_matches"][0]
-    assert match["source"] == "press" and match["evidence"]["pdq"]["transform"] == "mirror-left-right"
+    assert match["source"] == "press"
+    assert match["evidence"]["pdq"]["transform"].endswith("mirror-left-right")  # maybe of the trimmed image
     assert audited["doc"]["summary"]["matched_in_index"] == 1
 
 

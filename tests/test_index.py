@@ -146,3 +146,14 @@ def test_snapshot_of_other_version_is_refused_with_fix(tmp_path, photos):
 def test_missing_index_is_an_index_error(tmp_path):
     with pytest.raises(ProvenanceIndexError, match="provenance init"):
         Index.open(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("fill", [(0, 0, 0), (255, 255, 255), (200, 30, 90)])
+def test_letterboxed_copy_matches_through_the_trimmed_variant(index, photos, fill):
+    index.add([photos["photo0"]])
+    img = Image.open(photos["photo0"]).convert("RGB")
+    boxed = Image.new("RGB", (img.width + 40, img.width + 40), fill)  # square frame, as social apps do
+    boxed.paste(img, (20, (boxed.height - img.height) // 2))
+    report = index.check(jpeg_bytes(boxed, quality=60))
+    assert report.verdict == "near-duplicate"
+    assert report.matches[0].evidence["pdq"]["transform"].startswith("trimmed+")

@@ -102,3 +102,14 @@ def _png(img):
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return buf.getvalue()
+
+
+def test_trim_uniform_border():
+    from provenance.signals.image import trim_uniform_border
+    photo = sample_photo(9, (300, 200))
+    assert trim_uniform_border(photo) is None  # no flat border
+    assert trim_uniform_border(Image.new("RGB", (100, 100), (5, 5, 5))) is None  # all border
+    framed = Image.new("RGB", (400, 400), (0, 0, 0))
+    framed.paste(photo, (50, 100))
+    trimmed = trim_uniform_border(framed)
+    assert trimmed is not None and abs(trimmed.width - 300) <= 2 and abs(trimmed.height - 200) <= 2

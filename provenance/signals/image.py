@@ -28,11 +28,60 @@ _PIL_DIHEDRAL = (
 )
 
 
+#: Prefix of query-variant names computed on the border-trimmed image.
+TRIMMED = "trimmed+"
+
+
+def trim_uniform_border(img: Image.Image, tol: int = 16, min_share: float = 0.97,
+                        max_rounds: int = 3) -> Image.Image | None:
+    """``img`` without flat borders (letterboxing, padding, a plain frame), or ``None`` if it has none.
+
+    A border row or column is one where at least ``min_share`` of the pixels are within ``tol`` (per
+    channel, allowing for JPEG noise) of the border colour, the median of the perimeter. Repeated up to
+    ``max_rounds`` times so padding around an image that has a plain background of its own comes off in
+    both layers, the same way for the original and the copy. Refuses to keep less than 30 % of a side.
+    """
+    arr = np.asarray(img, dtype=np.int16)
+    h, w = arr.shape[:2]
+    top, bottom, left, right = 0, h, 0, w
+    for _ in range(max_rounds):
+        sub = arr[top:bottom, left:right]
+        if sub.shape[0] < 3 or sub.shape[1] < 3:
+            return None
+        perimeter = np.concatenate([sub[0], sub[-1], sub[:, 0], sub[:, -1]])
+        close = np.abs(sub - np.median(perimeter, axis=0)).max(axis=2) <= tol
+        rows = np.flatnonzero(close.mean(axis=1) < min_share)
+        cols = np.flatnonzero(close.mean(axis=0) < min_share)
+        if len(rows) == 0 or len(cols) == 0:
+            return None  # all border: a flat image
+        t, b, l, r = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        if (t, b, l, r) == (0, sub.shape[0], 0, sub.shape[1]):
+            break
+        top, bottom, left, right = top + t, top + b, left + l, left + r
+    if (bottom - top, right - left) == (h, w):
+        return None
+    # Ignore slivers (JPEG edge noise) and refuse to reduce the picture to a fragment.
+    if max(top, h - bottom, left, w - right) < max(2, 0.01 * max(h, w)):
+        return None
+    if bottom - top < 0.3 * h or right - left < 0.3 * w:
+        return None
+    return img.crop((left, top, right, bottom))
+
+
+def _trimmed(content: Content) -> Image.Image | None:
+    # Cached on the content: fingerprint() and query_variants() of both signals share one trim.
+    if "trimmed" not in content.meta:
+        assert content.image is not None
+        content.meta["trimmed"] = trim_uniform_border(content.image)
+    return content.meta["trimmed"]
+
+
 class PDQSignal(Signal):
     """Meta's PDQ perceptual hash: 256 bits, Hamming distance, dihedral-invariant queries."""
 
     name = "pdq"
-    version = 1
+    #: 2: a second hash of the border-trimmed image when the image has flat borders.
+    version = 2
     media = frozenset({"image"})
     index_kind = "binary"
     dim = 256
@@ -53,34 +102,49 @@ class PDQSignal(Signal):
             from ..errors import MissingComponentError
             raise MissingComponentError(f"pdqhash is not installed ({exc}); pip install pdqhash") from exc
 
-    @staticmethod
-    def _pixels(content: Content) -> np.ndarray:
-        assert content.image is not None
-        return np.asarray(content.image, dtype=np.uint8)
-
     def _gate(self, quality: int) -> None:
         if quality < self.min_quality:
             raise SignalSkipped(f"PDQ quality {quality} < {self.min_quality} (flat or featureless image)")
 
+    @staticmethod
+    def _images(content: Content) -> list[tuple[str, Image.Image]]:
+        assert content.image is not None
+        trimmed = _trimmed(content)
+        return [("", content.image)] + ([(TRIMMED, trimmed)] if trimmed is not None else [])
+
     def fingerprint(self, content: Content) -> list[Fingerprint]:
+        """The PDQ hash of the image (Meta-compatible), plus one of its border-trimmed version if any."""
         import pdqhash
-        bits, quality = pdqhash.compute(self._pixels(content))
-        self._gate(int(quality))
-        return [Fingerprint(bits_to_bytes(bits), quality=int(quality))]
+        out = []
+        for prefix, img in self._images(content):
+            bits, quality = pdqhash.compute(np.asarray(img, dtype=np.uint8))
+            if prefix == "":
+                self._gate(int(quality))  # the whole image decides whether PDQ speaks at all
+            elif quality < self.min_quality:
+                continue
+            out.append(Fingerprint(bits_to_bytes(bits), quality=int(quality)))
+        return out
 
     def query_variants(self, content: Content) -> list[tuple[str, list[Fingerprint]]]:
         import pdqhash
-        hashes, quality = pdqhash.compute_dihedral(self._pixels(content))
-        self._gate(int(quality))
-        return [(name, [Fingerprint(bits_to_bytes(h), quality=int(quality))])
-                for name, h in zip(DIHEDRAL, hashes)]
+        out = []
+        for prefix, img in self._images(content):
+            hashes, quality = pdqhash.compute_dihedral(np.asarray(img, dtype=np.uint8))
+            if prefix == "":
+                self._gate(int(quality))
+            elif quality < self.min_quality:
+                continue
+            out += [(prefix + name, [Fingerprint(bits_to_bytes(h), quality=int(quality))])
+                    for name, h in zip(DIHEDRAL, hashes)]
+        return out
 
 
 class PHashSignal(Signal):
     """DCT perceptual hash (``imagehash.phash``): 64 bits; cheap, and works where PDQ quality is low."""
 
     name = "phash"
-    version = 1
+    #: 2: a second hash of the border-trimmed image when the image has flat borders.
+    version = 2
     media = frozenset({"image"})
     index_kind = "binary"
     dim = 64
@@ -95,23 +159,25 @@ class PHashSignal(Signal):
                         "PDQ is within 48 bits or skipped (bench/RESULTS.md)")
 
     @staticmethod
-    def _small(content: Content) -> Image.Image:
-        assert content.image is not None
+    def _smalls(content: Content) -> list[tuple[str, Image.Image]]:
         # imagehash.phash first reduces to 32x32 greyscale; doing it once here lets the eight dihedral
         # query variants transpose a 32x32 image instead of the full one.
-        return content.image.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+        assert content.image is not None
+        trimmed = _trimmed(content)
+        images = [("", content.image)] + ([(TRIMMED, trimmed)] if trimmed is not None else [])
+        return [(p, img.convert("L").resize((32, 32), Image.Resampling.LANCZOS)) for p, img in images]
 
     @staticmethod
     def _hash(img: Image.Image) -> bytes:
         return bits_to_bytes(imagehash.phash(img).hash.flatten())
 
     def fingerprint(self, content: Content) -> list[Fingerprint]:
-        return [Fingerprint(self._hash(self._small(content)))]
+        """The pHash of the image, plus one of its border-trimmed version if any."""
+        return [Fingerprint(self._hash(small)) for _, small in self._smalls(content)]
 
     def query_variants(self, content: Content) -> list[tuple[str, list[Fingerprint]]]:
-        small = self._small(content)
-        return [(name, [Fingerprint(self._hash(small if t is None else small.transpose(t)))])
-                for name, t in zip(DIHEDRAL, _PIL_DIHEDRAL)]
+        return [(prefix + name, [Fingerprint(self._hash(small if t is None else small.transpose(t)))])
+                for prefix, small in self._smalls(content) for name, t in zip(DIHEDRAL, _PIL_DIHEDRAL)]
 
 
 def phash_threshold(pdq_distance: int | None) -> tuple[int, str]:
