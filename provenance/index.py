@@ -385,13 +385,11 @@ class Index:
     def _check_shingles(self, content: Content, cands: _Candidates, skipped: list) -> None:
         s = self.shingle
         try:
-            draft_fps = s.query_variants(content)[0][1]
+            draft_tokens, draft_hashes = s.grams(content)
         except SignalSkipped as exc:
             skipped.append({"signal": s.name, "reason": str(exc)})
             return
         assert content.text is not None
-        draft_tokens = tokenize(content.text)
-        draft_hashes = shingle_hashes(draft_tokens, s.n)
         hits = self.catalog.shingle_hits(int(h) for h in draft_hashes)
         ranked = sorted(hits.items(), key=lambda kv: -kv[1])[:MAX_TEXT_CANDIDATES]
         for item_id, _ in ranked:

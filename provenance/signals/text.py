@@ -74,7 +74,8 @@ class ShingleSignal(Signal):
     #: typos and word swaps every few words do not split a lightly edited passage.
     max_gap = 8
 
-    def _grams(self, content: Content) -> tuple[Tokens, np.ndarray]:
+    def grams(self, content: Content) -> tuple[Tokens, np.ndarray]:
+        """The folded words of ``content`` and the hash of every n-gram (``SignalSkipped`` if too short)."""
         assert content.text is not None
         tokens = tokenize(content.text)
         if len(tokens) < self.n:
@@ -86,11 +87,11 @@ class ShingleSignal(Signal):
                            tokens.starts[i], tokens.ends[i + self.n - 1], position=i)
 
     def fingerprint(self, content: Content) -> list[Fingerprint]:
-        tokens, hashes = self._grams(content)
+        tokens, hashes = self.grams(content)
         return [self._fp(tokens, hashes, i) for i in winnow(hashes, self.window)]
 
     def query_variants(self, content: Content) -> list[tuple[str, list[Fingerprint]]]:
-        tokens, hashes = self._grams(content)
+        tokens, hashes = self.grams(content)
         return [("identity", [self._fp(tokens, hashes, i) for i in range(len(hashes))])]
 
 
