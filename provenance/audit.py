@@ -42,7 +42,8 @@ import numpy as np
 from .content import MAX_SIDE, Content, content_from_bytes
 from .errors import BadInputError, ProvenanceError, ProvenanceIndexError
 from .files import iter_files
-from .report import VERDICTS, verdict_rank
+from .report import VERDICTS, Observation, decide, verdict_rank
+from .signals import BUILTIN
 from .signals.base import Fingerprint, SignalSkipped
 from .signals.image import DIHEDRAL, TRIMMED, PDQSignal, PHashSignal, phash_threshold
 
@@ -575,17 +576,14 @@ def _representative(items: list[AuditItem], members: list[int]) -> int:
 
 
 def _edge_verdict(e: dict[str, Any]) -> str:
-    best = "original"
-    for name, ev in e["signals"].items():
-        if name == "sha256":
-            v = "exact"
-        elif ev.get("passed"):
-            v = "paraphrase" if name == "text-embed" else "near-duplicate"
-        else:
-            continue
-        if verdict_rank(v) < verdict_rank(best):
-            best = v
-    return best
+    """The verdict for one archive pair, through the same ``decide`` as ``check``.
+
+    Each signal's evidence already says whether it passed its threshold (sha256 evidence exists only
+    for identical content), so the observation is that pass/fail.
+    """
+    return decide([Observation(name, 1.0 if name == "sha256" or ev.get("passed") else 0.0, 1.0, False,
+                               "exact" if name == "sha256" else BUILTIN[name].verdict_on_match)
+                   for name, ev in e["signals"].items()])
 
 
 def _image_edges(items: list[AuditItem], edges: _Edges) -> None:
