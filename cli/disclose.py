@@ -279,15 +279,19 @@ def _render_disclosure(outcome: DisclosureOutcome, index_dir: Path | None) -> No
               metavar="CA.pem", help="Trust anchor (PEM CA certificate); repeatable.")
 @click.option("--sidecar", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Read the manifest from this file instead of FILE.c2pa / the embedded one.")
+@click.option("--require-trusted", is_flag=True,
+              help="Exit 11 unless the signer chains to a --trust anchor (a gate for publishing).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @handle_errors
-def verify(file: Path, trust: tuple[Path, ...], sidecar: Path | None, as_json: bool) -> None:
+def verify(file: Path, trust: tuple[Path, ...], sidecar: Path | None, require_trusted: bool,
+           as_json: bool) -> None:
     """Verify FILE's disclosure manifest (embedded, or the sidecar FILE.c2pa), offline.
 
     \b
     Exit codes, one per status:
        0  trusted   content intact, signature valid, signer chains to a --trust anchor
-       0  valid     content intact, signature valid, no anchor given (signer unestablished)
+       0  valid     content intact, signature valid, no anchor given (signer unestablished;
+                    11 with --require-trusted)
       10  no-manifest
       11  untrusted  intact and validly signed, but not by a --trust anchor
       12  tampered   content or manifest changed after signing
@@ -301,13 +305,17 @@ def verify(file: Path, trust: tuple[Path, ...], sidecar: Path | None, as_json: b
     Example:
       provenance verify --trust ./signer/ca.pem photo.c2pa.png
       provenance verify --json draft.md
+      provenance verify --require-trusted --trust ./signer/ca.pem post.md
     """
     result = verify_file(file, trust_anchors=list(trust) or None, sidecar=sidecar)
     if as_json:
         echo_json(result.to_dict())
     else:
         click.echo(_render_verify(result))
-    sys.exit(VERIFY_EXIT_CODES[result.status])
+    code = VERIFY_EXIT_CODES[result.status]
+    if require_trusted and result.status == "valid":
+        code = VERIFY_EXIT_CODES["untrusted"]
+    sys.exit(code)
 
 
 def _render_verify(result: VerifyResult) -> str:
