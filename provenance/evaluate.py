@@ -25,7 +25,7 @@ import numpy as np
 from .content import Content, load_content
 from .errors import BadInputError
 from .files import iter_files
-from .index import Index, _Candidates
+from .index import Index
 from .signals import SignalSkipped
 from .signals.base import hamming
 from .textnorm import sentence_spans, tokenize
@@ -140,9 +140,7 @@ def _image_values(idx: Index, content: Content, true_id: int | None) -> dict[str
 
 def _text_values(idx: Index, content: Content, true_id: int | None) -> dict[str, float]:
     """Longest aligned run (words) and best passage cosine with the true item, or with any item."""
-    cands = _Candidates(idx.catalog)
-    idx._check_shingles(content, cands, [])
-    runs = {c.item.id: o.value for c in cands.values() for o in c.observations if o.signal == idx.shingle.name}
+    runs = idx.longest_runs(content)
     out: dict[str, float] = {idx.shingle.name: float(runs.get(true_id, 0) if true_id is not None
                                                       else max(runs.values(), default=0))}
     fps = idx.embed.fingerprint_many([content])[0]

@@ -372,6 +372,14 @@ class Index:
                 if s is self.phash:
                     c.evidence[s.name]["rule"] = rule
 
+    def longest_runs(self, content: Content) -> dict[int, int]:
+        """``item id -> longest aligned shingle run (words)`` for every indexed text sharing a shingle
+        with ``content``: the raw value behind the text-shingle verdict (used by calibration)."""
+        cands = _Candidates(self.catalog)
+        self._check_shingles(content, cands, [])
+        return {c.item.id: int(o.value) for c in cands.values() for o in c.observations
+                if o.signal == self.shingle.name}
+
     @staticmethod
     def _query_variants(s: Signal, content: Content,
                         pre: Mapping[str, Any]) -> list[tuple[str, list[Fingerprint]]]:
