@@ -35,12 +35,12 @@ from .errors import BadInputError, ProvenanceError
 from .index import Index
 from .indexes.manifests import DisclosureRow, DisclosureStore
 from .manifest import (
-    _CA_FILE,
-    _CHAIN_FILE,
-    _KEY_FILE,
+    CA_FILE,
+    CHAIN_FILE,
+    KEY_FILE,
     DisclosureResult,
     SigningIdentity,
-    _atomic_write_bytes,
+    atomic_write_bytes,
     disclose,
     load_signing_identity,
     parse_source_type,
@@ -433,18 +433,18 @@ def import_signing_identity(directory: Path, *, certificate: Path, key: Path,
     """
     identity = load_signing_identity(certificate=Path(certificate), key=Path(key))
     directory = Path(directory)
-    if not overwrite and (directory / _KEY_FILE).exists():
+    if not overwrite and (directory / KEY_FILE).exists():
         raise BadInputError("a signing key already exists here; pass --overwrite to replace it "
-                            "or choose another directory", str(directory / _KEY_FILE))
+                            "or choose another directory", str(directory / KEY_FILE))
     directory.mkdir(parents=True, exist_ok=True)
     certs = x509.load_pem_x509_certificates(identity.certificate_chain_pem)
-    _atomic_write_bytes(directory / _KEY_FILE, identity.private_key_pem, mode=0o600)
-    _atomic_write_bytes(directory / _CHAIN_FILE, identity.certificate_chain_pem, mode=0o644)
+    atomic_write_bytes(directory / KEY_FILE, identity.private_key_pem, mode=0o600)
+    atomic_write_bytes(directory / CHAIN_FILE, identity.certificate_chain_pem, mode=0o644)
     root = certs[-1]
     if len(certs) > 1 and root.issuer == root.subject:
-        _atomic_write_bytes(directory / _CA_FILE, root.public_bytes(serialization.Encoding.PEM),
+        atomic_write_bytes(directory / CA_FILE, root.public_bytes(serialization.Encoding.PEM),
                             mode=0o644)
-    elif (directory / _CA_FILE).exists():
+    elif (directory / CA_FILE).exists():
         # A ca.pem left from an earlier identity would be handed out as the wrong anchor.
-        (directory / _CA_FILE).unlink()
+        (directory / CA_FILE).unlink()
     return load_signing_identity(directory)

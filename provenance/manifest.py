@@ -145,9 +145,9 @@ _EKU_DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
 _ALGORITHMS = ("es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519")
 _NEW_IDENTITY_ALGORITHMS = ("es256", "es384", "ed25519")
 
-_CA_FILE = "ca.pem"
-_CHAIN_FILE = "signer-chain.pem"
-_KEY_FILE = "signer.key"
+CA_FILE = "ca.pem"
+CHAIN_FILE = "signer-chain.pem"
+KEY_FILE = "signer.key"
 
 
 # ---------------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def new_signing_identity(
             + ", ".join(_NEW_IDENTITY_ALGORITHMS)
         )
     directory = Path(directory)
-    key_path = directory / _KEY_FILE
+    key_path = directory / KEY_FILE
     if not overwrite and key_path.exists():
         raise BadInputError(
             "a signing key already exists here; pass overwrite=True to replace it "
@@ -321,16 +321,16 @@ def new_signing_identity(
         serialization.NoEncryption(),
     )
     # The key goes first and privately; certificates are public and get ordinary modes.
-    _atomic_write_bytes(key_path, key_pem, mode=0o600)
-    _atomic_write_bytes(directory / _CA_FILE, ca_pem, mode=0o644)
-    _atomic_write_bytes(directory / _CHAIN_FILE, chain_pem, mode=0o644)
+    atomic_write_bytes(key_path, key_pem, mode=0o600)
+    atomic_write_bytes(directory / CA_FILE, ca_pem, mode=0o644)
+    atomic_write_bytes(directory / CHAIN_FILE, chain_pem, mode=0o644)
     return SigningIdentity(
         algorithm=algorithm,
         certificate_chain_pem=chain_pem,
         private_key_pem=key_pem,
-        chain_path=directory / _CHAIN_FILE,
+        chain_path=directory / CHAIN_FILE,
         key_path=key_path,
-        ca_path=directory / _CA_FILE,
+        ca_path=directory / CA_FILE,
         subject=leaf_cert.subject.rfc4514_string(),
         issuer=leaf_cert.issuer.rfc4514_string(),
     )
@@ -369,9 +369,9 @@ def load_signing_identity(
     """
     if directory is not None:
         directory = Path(directory)
-        certificate = certificate or directory / _CHAIN_FILE
-        key = key or directory / _KEY_FILE
-        ca_candidate = directory / _CA_FILE
+        certificate = certificate or directory / CHAIN_FILE
+        key = key or directory / KEY_FILE
+        ca_candidate = directory / CA_FILE
         ca_path = ca_candidate if ca_candidate.is_file() else None
     else:
         ca_path = None
@@ -555,7 +555,7 @@ def disclose(
         prepared, xmp_written = _with_xmp(content, media_type, source_uri)
         signed_bytes = _sign(manifest, identity, media_type, prepared, embed=True, path=path)
         label = _checked_label(path, media_type, signed_bytes, manifest_data=None)
-        _atomic_write_bytes(destination, signed_bytes, mode=_file_mode(path))
+        atomic_write_bytes(destination, signed_bytes, mode=_file_mode(path))
         return DisclosureResult(
             source=path, path=destination, manifest_path=None, embedded=True,
             media_type=media_type, source_type=source_uri, generator=generator,
@@ -567,7 +567,7 @@ def disclose(
         raise BadInputError("the sidecar path must differ from the content path", str(path))
     manifest_bytes = _sign(manifest, identity, media_type, content, embed=False, path=path)
     label = _checked_label(path, media_type, content, manifest_data=manifest_bytes)
-    _atomic_write_bytes(sidecar, manifest_bytes, mode=_file_mode(path))
+    atomic_write_bytes(sidecar, manifest_bytes, mode=_file_mode(path))
     return DisclosureResult(
         source=path, path=path, manifest_path=sidecar, embedded=False,
         media_type=media_type, source_type=source_uri, generator=generator,
@@ -1230,7 +1230,7 @@ def _file_mode(path: Path) -> int:
         return 0o644
 
 
-def _atomic_write_bytes(destination: Path, data: bytes, *, mode: int) -> None:
+def atomic_write_bytes(destination: Path, data: bytes, *, mode: int) -> None:
     """Write ``data`` to ``destination`` so readers see the old file or the new, never half.
 
     The temporary file is created with ``mode`` already applied (os.open), so a private key
