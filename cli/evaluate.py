@@ -52,3 +52,5 @@ def eval_command(directory: Path, sample: int, seed: int, target_fmr: float, as_
         click.echo(f"  {s.signal:13} current {s.direction} {s.current:g} (recall {s.recall_at_current:.2f}, "
                    f"false matches {s.false_match_rate_at_current:.3f}) -> suggested {s.direction} {s.suggested:g} "
                    f"(recall {s.recall:.2f}, false matches {s.false_match_rate:.3f})")
+        if s.note:
+            click.echo(f"      ({s.note})")

@@ -358,8 +358,12 @@ def audit(roots: Sequence[Path], *, state_path: Path, index=None, add: bool = Fa
         paths = [str(p) for p in iter_files(roots, recursive=True, exclude=exclude,
                                             on_error=lambda p, why: walk_errors.append({"path": str(p),
                                                                                         "error": why}))]
-        # Deduplicate paths named twice (overlapping roots) while keeping walk order.
-        paths = list(dict.fromkeys(paths))
+        # Deduplicate paths named twice (overlapping roots) while keeping walk order, and never audit
+        # the tool's own files: the state database (and its WAL) and the index folder.
+        own = {str(Path(str(state_path) + suffix).resolve()) for suffix in ("", "-wal", "-shm", "-journal")}
+        index_dir = Path(index.path).resolve() if index is not None else None
+        paths = [p for p in dict.fromkeys(paths) if str(Path(p).resolve()) not in own
+                 and (index_dir is None or index_dir not in Path(p).resolve().parents)]
         items = _collect(paths, state, embed, counters, workers, progress)
         counters["fingerprint_seconds"] = round(time.perf_counter() - t0, 3)
         t1 = time.perf_counter()

@@ -60,6 +60,8 @@ class Suggestion:
     recall: float
     recall_at_current: float
     false_match_rate_at_current: float
+    #: Why the suggestion is the current value (e.g. too few held-out files), or ''.
+    note: str = ""
 
 
 @dataclass
@@ -108,14 +110,22 @@ def _suggest(signal: str, current: float, lower_is_closer: bool, true_vals: list
             return (float(np.mean([v <= t for v in neg_vals])), float(np.mean([v <= t for v in true_vals])))
         return (float(np.mean([v >= t for v in neg_vals])), float(np.mean([v >= t for v in true_vals])))
 
+    fmr_c, rec_c = rates(current)
+    direction = "<=" if lower_is_closer else ">="
+    if len(neg_vals) * target < 1:
+        # Zero false matches among 50 files says nothing about a 0.1 % rate: loosening on such a sample
+        # would only fit noise, so keep the default and say how many files would be needed.
+        need = int(np.ceil(1 / target))
+        return Suggestion(signal, current, current, direction, fmr_c, rec_c, rec_c, fmr_c,
+                          note=f"{len(neg_vals)} held-out files cannot resolve a {target:g} false-match rate "
+                               f"(need >= {need}); keeping the default")
     ok = [t for t in grid if rates(t)[0] <= target]
     if not ok:  # nothing meets the target: the strictest value on the grid
         best = min(grid) if lower_is_closer else max(grid)
     else:
         best = max(ok) if lower_is_closer else min(ok)
     fmr, rec = rates(best)
-    fmr_c, rec_c = rates(current)
-    return Suggestion(signal, current, best, "<=" if lower_is_closer else ">=", fmr, rec, rec_c, fmr_c)
+    return Suggestion(signal, current, best, direction, fmr, rec, rec_c, fmr_c)
 
 
 def _image_values(idx: Index, content: Content, true_id: int | None) -> dict[str, float]:

@@ -181,3 +181,16 @@ def test_html_renders_in_headless_chromium(audited, tmp_path):
     px = np.asarray(img, dtype=np.int16)
     saturated = int(((px.max(axis=2) - px.min(axis=2)) > 120).sum())
     assert saturated > 5000, saturated
+
+
+def test_audit_never_audits_its_own_state_or_index(tmp_path: Path) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    _picture(3).save(folder / "a.png")
+    (folder / "note.txt").write_text("A short note about nothing in particular, written for this test.")
+    idx = folder / "idx"  # index and its default state file (idx.audit.sqlite) live inside the folder
+    for _ in range(2):  # the second run finds the state files from the first on disk
+        code, out, err = _run("audit", "--index", str(idx), "--add", "--json", "-", str(folder))
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["summary"]["files"] == 2 and doc["summary"]["errors"] == 0

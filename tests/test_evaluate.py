@@ -72,8 +72,14 @@ def test_eval_table_text_and_bad_folder(tmp_path: Path) -> None:
 
 
 def test_suggest_picks_loosest_threshold_within_target() -> None:
-    s = _suggest("pdq", 31, True, true_vals=[2, 10, 40, 90], neg_vals=[70, 80, 120], grid=list(range(129)),
-                 target=0.0)
+    s = _suggest("pdq", 31, True, true_vals=[2, 10, 40, 90], neg_vals=[70, 80, 120] * 400,
+                 grid=list(range(129)), target=0.001)
     assert s is not None and s.suggested == 69 and s.recall == 0.75 and s.recall_at_current == 0.5
-    s = _suggest("text-embed", 0.8, False, [0.9, 0.7], [0.75, 0.5], [0.6, 0.7, 0.76, 0.8, 0.9], 0.0)
+    s = _suggest("text-embed", 0.8, False, [0.9, 0.7], [0.75, 0.5] * 600, [0.6, 0.7, 0.76, 0.8, 0.9], 0.001)
     assert s is not None and s.suggested == 0.76 and s.recall == 0.5
+
+
+def test_suggest_keeps_the_default_when_the_sample_cannot_resolve_the_target() -> None:
+    s = _suggest("pdq", 31, True, true_vals=[2, 10, 40, 90], neg_vals=[70, 80, 120], grid=list(range(129)),
+                 target=0.001)
+    assert s is not None and s.suggested == 31 and "need >= 1000" in s.note
