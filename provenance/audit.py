@@ -45,7 +45,7 @@ from .files import iter_files
 from .report import VERDICTS, Observation, decide, verdict_rank
 from .signals import BUILTIN
 from .signals.base import Fingerprint, SignalSkipped
-from .signals.image import DIHEDRAL, TRIMMED, PDQSignal, PHashSignal, phash_threshold
+from .signals.image import BLOCK, DIHEDRAL, TRIMMED, PDQSignal, PHashSignal, phash_threshold
 
 #: Version of the ``--json`` document; bump on incompatible changes.
 AUDIT_SCHEMA = "provenance.audit/1"
@@ -518,7 +518,7 @@ class _Edges:
 
 
 #: Variant names of the hashes ``add`` stores (the rest are query-only transforms).
-STORED_VARIANTS = ("identity", TRIMMED + "identity")
+STORED_VARIANTS = ("identity", TRIMMED + "identity", BLOCK + "identity")
 
 
 def _named(v: dict[str, Any]) -> list[tuple[str, str]]:

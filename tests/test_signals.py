@@ -113,3 +113,19 @@ def test_trim_uniform_border():
     framed.paste(photo, (50, 100))
     trimmed = trim_uniform_border(framed)
     assert trimmed is not None and abs(trimmed.width - 300) <= 2 and abs(trimmed.height - 200) <= 2
+
+
+def test_content_block_finds_the_picture_in_a_screenshot_frame():
+    import random
+    from provenance.signals.image import content_block
+    from provenance.transforms import screenshot_frame
+    photo = sample_photo(10, (300, 200))
+    assert content_block(photo) is None  # the whole image is the block
+    framed, _ = screenshot_frame(photo, random.Random(1))
+    block = content_block(framed)
+    assert block is not None
+    pdq = PDQSignal()
+    stored = pdq.fingerprint(load_content(_png(photo)))[0].value
+    best = min(hamming(v[0].value, stored) for name, v in pdq.query_variants(load_content(_png(framed)))
+               if name.startswith("block+"))
+    assert best <= pdq.threshold

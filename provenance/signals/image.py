@@ -28,8 +28,9 @@ _PIL_DIHEDRAL = (
 )
 
 
-#: Prefix of query-variant names computed on the border-trimmed image.
+#: Prefixes of variant names computed on the border-trimmed image and on the content block.
 TRIMMED = "trimmed+"
+BLOCK = "block+"
 
 
 def trim_uniform_border(img: Image.Image, tol: int = 16, min_share: float = 0.97,
@@ -72,20 +73,72 @@ def trim_uniform_border(img: Image.Image, tol: int = 16, min_share: float = 0.97
     return img.crop((left, top, right, bottom))
 
 
-def _trimmed(content: Content) -> Image.Image | None:
-    # Cached on the content: fingerprint() and query_variants() of both signals share one trim.
-    if "trimmed" not in content.meta:
+def _flat_lines(planes: np.ndarray, axis: int, tol: int, min_share: float) -> np.ndarray:
+    """For each row (``axis=1``) or column (``axis=0``) of a (3, h, w) image: is it one colour, ±``tol``?"""
+    close = None
+    for plane in planes:  # channel by channel: reducing over a length-3 last axis is slow in numpy
+        # The line's colour is its mean: for a flat line (>= 97 % one colour) the mean is within a few
+        # levels of that colour, and a line that is not flat fails the share test whatever colour is taken.
+        colour = plane.mean(axis=axis, keepdims=True, dtype=np.float32).astype(np.int16)
+        ok = np.abs(plane - colour) <= tol
+        close = ok if close is None else close & ok
+    return close.mean(axis=axis) >= min_share
+
+
+def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+    """``[start, end)`` of the longest run of True values (``(0, 0)`` if none)."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    if len(edges) == 0:
+        return 0, 0
+    starts, ends = edges[::2], edges[1::2]
+    k = int(np.argmax(ends - starts))
+    return int(starts[k]), int(ends[k])
+
+
+def content_block(img: Image.Image, tol: int = 16, min_share: float = 0.97,
+                  min_keep: float = 0.3) -> Image.Image | None:
+    """The largest block of non-flat rows and columns: a picture framed by a screenshot (status bar,
+    caption text, margins), or ``None`` when that is the whole image.
+
+    Rows that are one colour (each its own) separate blocks; text lines are short blocks, the picture
+    is the tallest. Within it, flat columns (margins) are dropped the same way.
+    """
+    planes = np.asarray(img, dtype=np.int16).transpose(2, 0, 1).copy()  # contiguous channel planes
+    h, w = planes.shape[1:]
+    top, bottom = _longest_run(~_flat_lines(planes, 1, tol, min_share))
+    if bottom - top < min_keep * h:
+        return None
+    left, right = _longest_run(~_flat_lines(planes[:, top:bottom], 0, tol, min_share))
+    if right - left < min_keep * w or (top, bottom, left, right) == (0, h, 0, w):
+        return None
+    return img.crop((left, top, right, bottom))
+
+
+def _derived(content: Content) -> list[tuple[str, Image.Image]]:
+    """The extra images both signals hash besides the whole one: border-trimmed and content block.
+
+    Cached on the content so ``fingerprint`` and ``query_variants`` of both signals share the work.
+    """
+    if "derived" not in content.meta:
         assert content.image is not None
-        content.meta["trimmed"] = trim_uniform_border(content.image)
-    return content.meta["trimmed"]
+        out: list[tuple[str, Image.Image]] = []
+        trimmed = trim_uniform_border(content.image)
+        if trimmed is not None:
+            out.append((TRIMMED, trimmed))
+        block = content_block(content.image)
+        if block is not None and (trimmed is None or block.size != trimmed.size):
+            out.append((BLOCK, block))
+        content.meta["derived"] = out
+    return content.meta["derived"]
 
 
 class PDQSignal(Signal):
     """Meta's PDQ perceptual hash: 256 bits, Hamming distance, dihedral-invariant queries."""
 
     name = "pdq"
-    #: 2: a second hash of the border-trimmed image when the image has flat borders.
-    version = 2
+    #: 2: also hashes the border-trimmed image; 3: and the content block (screenshot framing).
+    version = 3
     media = frozenset({"image"})
     index_kind = "binary"
     dim = 256
@@ -113,11 +166,10 @@ class PDQSignal(Signal):
     @staticmethod
     def _images(content: Content) -> list[tuple[str, Image.Image]]:
         assert content.image is not None
-        trimmed = _trimmed(content)
-        return [("", content.image)] + ([(TRIMMED, trimmed)] if trimmed is not None else [])
+        return [("", content.image)] + _derived(content)
 
     def fingerprint(self, content: Content) -> list[Fingerprint]:
-        """The PDQ hash of the image (Meta-compatible), plus one of its border-trimmed version if any."""
+        """The PDQ hash of the image (Meta-compatible), plus those of its trimmed and block versions."""
         import pdqhash
         out = []
         for prefix, img in self._images(content):
@@ -147,8 +199,8 @@ class PHashSignal(Signal):
     """DCT perceptual hash (``imagehash.phash``): 64 bits; cheap, and works where PDQ quality is low."""
 
     name = "phash"
-    #: 2: a second hash of the border-trimmed image when the image has flat borders.
-    version = 2
+    #: 2: also hashes the border-trimmed image; 3: and the content block (screenshot framing).
+    version = 3
     media = frozenset({"image"})
     index_kind = "binary"
     dim = 64
@@ -167,8 +219,7 @@ class PHashSignal(Signal):
         # imagehash.phash first reduces to 32x32 greyscale; doing it once here lets the eight dihedral
         # query variants transpose a 32x32 image instead of the full one.
         assert content.image is not None
-        trimmed = _trimmed(content)
-        images = [("", content.image)] + ([(TRIMMED, trimmed)] if trimmed is not None else [])
+        images = [("", content.image)] + _derived(content)
         return [(p, img.convert("L").resize((32, 32), Image.Resampling.LANCZOS)) for p, img in images]
 
     @staticmethod
@@ -176,7 +227,7 @@ class PHashSignal(Signal):
         return bits_to_bytes(imagehash.phash(img).hash.flatten())
 
     def fingerprint(self, content: Content) -> list[Fingerprint]:
-        """The pHash of the image, plus one of its border-trimmed version if any."""
+        """The pHash of the image, plus those of its trimmed and block versions."""
         return [Fingerprint(self._hash(small)) for _, small in self._smalls(content)]
 
     def query_variants(self, content: Content) -> list[tuple[str, list[Fingerprint]]]:
