@@ -121,7 +121,6 @@ def run(quick: bool = False, workdir: Path | None = None,
     idx.close()
     tmp.cleanup()
 
-    copies = [q for q in queries if q["true"] is not None]
     negs_all = [q for q in queries if q["true"] is None]
     dupes = [q["label"] for q in negs_all if q["pdq_nn_other"] <= DUPLICATE_PDQ]
     negs = [q for q in negs_all if q["pdq_nn_other"] > DUPLICATE_PDQ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import os
-import random
 import resource
 import statistics
 import tempfile

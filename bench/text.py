@@ -305,7 +305,6 @@ def summarise(pan: dict, planted: dict, clough: dict) -> dict[str, Any]:
     rows = planted["rows"]
     clean = [r for r in rows if r["family"] == "clean"]
     plants = [r for r in rows if r["family"] != "clean"]
-    non_para = [r for r in plants if r["family"] != "paraphrase"]
     sh_curve, em_curve = _fmr_curves(clean, plants)
     # Calibration: smallest shingle run / cosine whose false-match rate on clean hosts is <= 0.1 %.
     rec_sh = min((c for c in sh_curve if c["fmr"] <= 0.001), key=lambda c: c["t"])

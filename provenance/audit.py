@@ -35,12 +35,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from .content import MAX_SIDE, Content, content_from_bytes
-from .errors import BadInputError, ProvenanceError, ProvenanceIndexError
+from .errors import BadInputError, ProvenanceIndexError
 from .files import iter_files
 from .report import VERDICTS, Observation, decide, verdict_rank
 from .signals import BUILTIN

@@ -5,7 +5,7 @@ from PIL import Image
 
 from provenance import Index, ProvenanceIndexError
 from provenance.content import load_content
-from provenance.samples import DRAFTS, SOURCES, sample_photo
+from provenance.samples import DRAFTS, SOURCES
 
 from .conftest import jpeg_bytes
 
