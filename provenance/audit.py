@@ -612,20 +612,31 @@ def _image_edges(items: list[AuditItem], edges: _Edges) -> None:
                     base_owner.append(i)
                     base_hex.append(h)
         base = np.frombuffer(_hex_bytes(base_hex), dtype=np.uint8).reshape(len(base_hex), nbytes)
+        # Identical stored hashes (re-encoded duplicates, or thousands of blank images) become one row:
+        # otherwise every query would return every copy and the pairs would grow with the square of the
+        # group. A group's members are joined to its first member instead (same clusters).
+        uniq, inverse = np.unique(base, axis=0, return_inverse=True)
+        groups: list[list[int]] = [[] for _ in range(len(uniq))]
+        for row, u in enumerate(inverse.reshape(-1).tolist()):
+            if base_owner[row] not in groups[u]:
+                groups[u].append(base_owner[row])
+        best: dict[tuple[int, int], tuple[int, str]] = {}
+        for members in groups:
+            for m in members[1:]:
+                best[(min(members[0], m), max(members[0], m))] = (0, "identity")
         # Flat binary search is exact and, at archive sizes up to ~10^5, faster than building a
         # multi-hash index; either way no Python loop over pairs.
         fi = faiss.IndexBinaryFlat(signal.dim)
-        fi.add(base)
+        fi.add(np.ascontiguousarray(uniq))
         queries = np.frombuffer(_hex_bytes(q_hex), dtype=np.uint8).reshape(len(q_hex), nbytes)
         # Range search (every neighbour within the threshold; FAISS's bound is strict, hence + 1): an order
         # of magnitude faster than k-NN on binary codes here, and clusters need all neighbours anyway.
         radius = getattr(signal, "corroborated_threshold", signal.threshold)
         lims, dist, nbr = fi.range_search(queries, radius + 1)
         qs = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
-        best: dict[tuple[int, int], tuple[int, str]] = {}
-        q_owner_arr, base_owner_arr = np.asarray(q_owner), np.asarray(base_owner)
-        for q, d, a, b in zip(qs.tolist(), dist.tolist(), q_owner_arr[qs].tolist(),
-                              base_owner_arr[nbr].tolist()):
+        q_owner_arr = np.asarray(q_owner)
+        for q, d, a, u in zip(qs.tolist(), dist.tolist(), q_owner_arr[qs].tolist(), nbr.tolist()):
+            b = groups[u][0] if groups[u][0] != a or len(groups[u]) == 1 else groups[u][1]
             if a == b:
                 continue
             key = (min(a, b), max(a, b))

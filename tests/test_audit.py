@@ -194,3 +194,20 @@ def test_audit_never_audits_its_own_state_or_index(tmp_path: Path) -> None:
         assert code == 0, err
         doc = json.loads(out)
         assert doc["summary"]["files"] == 2 and doc["summary"]["errors"] == 0
+
+
+def test_many_identical_hashes_stay_linear(tmp_path: Path) -> None:
+    from PIL.PngImagePlugin import PngInfo
+    folder = tmp_path / "blanks"
+    folder.mkdir()
+    n = 150
+    for i in range(n):  # one blank picture saved 150 times with different metadata: different bytes
+        meta = PngInfo()
+        meta.add_text("id", str(i))
+        Image.new("RGB", (64, 48), (250, 250, 250)).save(folder / f"b{i:03d}.png", pnginfo=meta)
+    code, out, err = _run("audit", "--state", str(tmp_path / "s.sqlite"), "--json", "-", str(folder))
+    assert code == 0, err
+    doc = json.loads(out)
+    assert len(doc["clusters"]) == 1 and len(doc["clusters"][0]["members"]) == n
+    # A star per group of identical hashes, not all n*(n-1)/2 pairs.
+    assert len(doc["clusters"][0]["edges"]) < 3 * n
