@@ -251,9 +251,6 @@ class Index:
         ``fingerprints`` maps a signal name to what its ``fingerprint`` returned; ``content.image`` may
         be ``None`` and ``content.data`` empty (pass ``size``). Same storage as :meth:`add_contents`.
         """
-        old = self.catalog.find_sha256(content.sha256)
-        if old is not None:
-            return AddResult(content.name, "exists", old.id, old.media)
         rows, shingles = [], []
         for name, items in fingerprints.items():
             if name == self.shingle.name:
@@ -270,9 +267,10 @@ class Index:
                        size=size if size is not None else len(content.data), metadata=meta, text=content.text,
                        text_key=text_key(content.text) if content.text else None,
                        fingerprints=rows, shingles=shingles)
+        # add_item itself returns the existing id for bytes already present (one transaction, no race).
         item_id, created = self.catalog.add_item(item)
         return AddResult(content.name, "added" if created else "exists", item_id, content.media,
-                         skipped=dict(skipped))
+                         skipped=dict(skipped) if created else {})
 
     # -- removing ---------------------------------------------------------------------------------
     def remove(self, item_id: int) -> ItemRow:

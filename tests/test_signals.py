@@ -1,12 +1,14 @@
 import json
 
 import numpy as np
+import pdqhash
 import pytest
 from PIL import Image
 
 from provenance.content import load_content
 from provenance.indexes.vectors import VectorIndex
 from provenance.signals import DIHEDRAL, PDQSignal, PHashSignal, hamming
+from provenance.signals.base import bits_to_bytes
 from provenance.samples import sample_photo
 
 from .conftest import DATA
@@ -20,9 +22,7 @@ def test_pdq_agrees_with_meta_reference_hashes():
     for line in (PDQ_DIR / "expected.jsonl").read_text().splitlines():
         ref = json.loads(line)
         content = load_content(PDQ_DIR / ref["path"])
-        import pdqhash
         bits, quality = pdqhash.compute(np.asarray(content.image))
-        from provenance.signals.base import bits_to_bytes
         ours = bits_to_bytes(bits)
         # Decoders and resamplers differ slightly from Meta's C++; a few bits is agreement. Hashes
         # below the quality gate (flat images, which we never index) are unstable by nature.

@@ -168,31 +168,32 @@ class PDQSignal(Signal):
         assert content.image is not None
         return [("", content.image)] + _derived(content)
 
-    def fingerprint(self, content: Content) -> list[Fingerprint]:
-        """The PDQ hash of the image (Meta-compatible), plus those of its trimmed and block versions."""
+    def _hashes(self, content: Content, dihedral: bool) -> list[tuple[str, Fingerprint]]:
+        """Named PDQ hashes of the whole image and its derived images (all 8 dihedral ones if asked)."""
         import pdqhash
         out = []
         for prefix, img in self._images(content):
-            bits, quality = pdqhash.compute(np.asarray(img, dtype=np.uint8))
+            pixels = np.asarray(img, dtype=np.uint8)
+            if dihedral:
+                hashes, quality = pdqhash.compute_dihedral(pixels)
+                names = DIHEDRAL
+            else:
+                bits, quality = pdqhash.compute(pixels)
+                hashes, names = [bits], DIHEDRAL[:1]
             if prefix == "":
                 self._gate(int(quality))  # the whole image decides whether PDQ speaks at all
             elif quality < self.min_quality:
                 continue
-            out.append(Fingerprint(bits_to_bytes(bits), quality=int(quality)))
+            out += [(prefix + name, Fingerprint(bits_to_bytes(h), quality=int(quality)))
+                    for name, h in zip(names, hashes)]
         return out
 
+    def fingerprint(self, content: Content) -> list[Fingerprint]:
+        """The PDQ hash of the image (Meta-compatible), plus those of its trimmed and block versions."""
+        return [f for _, f in self._hashes(content, dihedral=False)]
+
     def query_variants(self, content: Content) -> list[tuple[str, list[Fingerprint]]]:
-        import pdqhash
-        out = []
-        for prefix, img in self._images(content):
-            hashes, quality = pdqhash.compute_dihedral(np.asarray(img, dtype=np.uint8))
-            if prefix == "":
-                self._gate(int(quality))
-            elif quality < self.min_quality:
-                continue
-            out += [(prefix + name, [Fingerprint(bits_to_bytes(h), quality=int(quality))])
-                    for name, h in zip(DIHEDRAL, hashes)]
-        return out
+        return [(name, [f]) for name, f in self._hashes(content, dihedral=True)]
 
 
 class PHashSignal(Signal):
