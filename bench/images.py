@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from provenance.content import load_content
-from provenance.index import Index
+from provenance.checker import Index
 from provenance.signals import PDQSignal, PHashSignal, SignalSkipped
 from provenance.transforms import make_copy
 

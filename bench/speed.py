@@ -28,7 +28,8 @@ from typing import Any, Callable
 import numpy as np
 
 from provenance.content import load_content
-from provenance.index import SEARCH_K, Index
+from provenance.checker import Index
+from provenance.signals.image import SEARCH_K
 from provenance.indexes.vectors import VectorIndex
 from provenance.signals import PDQSignal
 from provenance.signals.text import passage_spans

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from provenance.content import load_content
-from provenance.index import Index, _Candidates
+from provenance.checker import Index, _Candidates
 from provenance.signals import EmbedSignal, ShingleSignal
 from provenance.textnorm import sentence_spans, tokenize
 from provenance.transforms import TEXT_FAMILIES

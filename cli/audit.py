@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..index import Index, default_index_path
+from ..checker import Index, default_index_path
 from .common import EXIT_BAD_INPUT, EXIT_OK, handle_errors, index_option, quiet_option, warn
 
 
@@ -72,7 +72,8 @@ def audit(paths: tuple[Path, ...], exclude: tuple[str, ...], json_path: Path | N
     Example:
       provenance audit --index ./idx ./archive --html report.html --json report.json --csv items.csv
     """
-    from ..audit import audit as run_audit, write_csv
+    from ..audit import audit as run_audit
+    from ..audit_export import write_csv
     from ..audit_html import write_html
 
     index_path = index_path or default_index_path()

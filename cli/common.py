@@ -10,12 +10,14 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import BadInputError, ManifestError, MissingComponentError, ProvenanceError, ProvenanceIndexError
-from ..index import INDEX_ENV, Index, default_index_path
+from ..checker import INDEX_ENV, Index, default_index_path
+from ..errors import ProvenanceError
+from .exit_codes import (EXIT_BAD_INPUT, EXIT_INDEX, EXIT_INTERRUPTED, EXIT_MANIFEST, EXIT_MATCH, EXIT_MISSING,
+                         EXIT_OK, EXIT_USAGE, exit_code_for)
 
-#: Exit codes (DESIGN.md): only the CLI knows them.
-EXIT_OK, EXIT_MATCH, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_INDEX, EXIT_MISSING, EXIT_MANIFEST = 0, 1, 2, 3, 4, 5, 6
-EXIT_INTERRUPTED = 130
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INDEX", "EXIT_INTERRUPTED", "EXIT_MANIFEST", "EXIT_MATCH", "EXIT_MISSING",
+           "EXIT_OK", "EXIT_USAGE", "echo_json", "handle_errors", "index_option", "open_index", "quiet_option",
+           "warn"]
 
 index_option = click.option(
     "--index", "index_path", type=click.Path(file_okay=False, path_type=Path), envvar=INDEX_ENV,
@@ -40,16 +42,6 @@ def echo_json(doc: Any) -> None:
     click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
 
 
-#: Library exceptions and their exit codes, most specific first.
-_EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
-    (BadInputError, EXIT_BAD_INPUT),
-    (ProvenanceIndexError, EXIT_INDEX),
-    (MissingComponentError, EXIT_MISSING),
-    (ManifestError, EXIT_MANIFEST),
-    (ProvenanceError, EXIT_BAD_INPUT),
-)
-
-
 def handle_errors(fn: Callable) -> Callable:
     """Turn library exceptions into a message on stderr and the documented exit code."""
 
@@ -59,7 +51,7 @@ def handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except ProvenanceError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(next(code for cls, code in _EXIT_CODES if isinstance(exc, cls)))
+            sys.exit(exit_code_for(exc))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)

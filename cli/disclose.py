@@ -405,19 +405,4 @@ def _render_lookup(result: LookupResult) -> str:
 
 
 def _closeness_text(closeness: dict[str, Any]) -> str:
-    parts = []
-    for sig in ("pdq", "phash"):
-        c = closeness.get(sig)
-        if c:
-            parts.append(f"{sig} {c['distance']}/{c['bits']} bits, threshold {c['threshold']}, "
-                         f"{c['transform']}")
-    sh = closeness.get("text-shingle")
-    if sh:
-        parts.append(f"{sh['draft_coverage']:.0%} of the words copied, longest run "
-                     f"{sh['longest_run_words']} words")
-    em = closeness.get("text-embed")
-    if em:
-        parts.append(f"cosine {em['max_cosine']:.2f}")
-    if "sha256" in closeness:
-        parts.append(str(closeness["sha256"]))
-    return "; ".join(parts) or "no evidence"
+    return "; ".join(f"{name} {c['summary']}" for name, c in closeness.items()) or "no evidence"

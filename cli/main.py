@@ -10,7 +10,7 @@ import click
 
 from ..errors import BadInputError
 from ..files import iter_files
-from ..index import AddResult
+from ..checker import AddResult
 from ..report import Report, reports_document
 from .common import (EXIT_BAD_INPUT, EXIT_MATCH, EXIT_OK, echo_json, handle_errors, index_option, open_index,
                      quiet_option, warn)
@@ -179,7 +179,7 @@ def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, 
 
 
 def render_table(reports: list[Report]) -> str:
-    """The human-readable form of check results."""
+    """The human-readable form of check results (every line comes from the evidence's own methods)."""
     lines = []
     for r in reports:
         lines.append(f"{r.path}: {r.verdict.upper()}" + (f" (score {r.score:.2f})" if r.matches else ""))
@@ -188,20 +188,10 @@ def render_table(reports: list[Report]) -> str:
                 f"score {m.score:.2f}, threshold {m.threshold:g}"
             src = f" [{m.source}]" if m.source else ""
             lines.append(f"  {m.verdict:<14} item {m.id} {m.path}{src} via {m.signal} ({how})")
-            for sig in ("pdq", "phash"):
-                ev = m.evidence.get(sig)
-                if ev:
-                    lines.append(f"      {sig}: {ev['distance']}/{ev['threshold']} bits, "
-                                 f"query transform {ev['transform']}")
-            shingle = m.evidence.get("text-shingle", {})
-            for reg in shingle.get("regions", [])[:2]:
-                lines.append(f"      copied {reg['words']} words: draft [{reg['draft']['start']}:"
-                             f"{reg['draft']['end']}] \"{reg['draft']['snippet'][:70]}\"")
-                lines.append(f"        source [{reg['source']['start']}:{reg['source']['end']}] "
-                             f"\"{reg['source']['snippet'][:70]}\"")
-            for pas in m.evidence.get("text-embed", {}).get("passages", [])[:1] if not shingle else []:
-                lines.append(f"      cosine {pas['score']:.2f}: draft \"{pas['draft']['snippet'][:70]}\"")
-                lines.append(f"        source \"{pas['source']['snippet'][:70]}\"")
+            lines += [f"      {line}" for line in m.lines()]
+        for m in r.near_misses:
+            deciding = next(o for o in m.observations if o.signal == m.signal)
+            lines.append(f"  near miss: item {m.id} {m.path} {m.signal} {deciding.summary()}")
         for s in r.skipped:
             lines.append(f"  (skipped {s['signal']}: {s['reason']})")
     return "\n".join(lines) if lines else "no inputs checked"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -67,6 +67,8 @@ class ItemRow:
     added_at: float
     metadata: dict[str, Any]
     removed: bool
+    #: Hash of the normalised words (text items), for exact-text identity.
+    text_key: str | None = None
 
 
 @dataclass
@@ -82,14 +84,14 @@ class NewItem:
     text: str | None = None
     text_key: str | None = None
     #: (signal, start, end, value) rows.
-    fingerprints: Sequence[tuple[str, int | None, int | None, bytes]] = ()
-    #: (hash, word position) rows for the shingle signal.
-    shingles: Sequence[tuple[int, int]] = ()
+    fingerprints: list[tuple[str, int | None, int | None, bytes]] = field(default_factory=list)
+    #: (hash, word position) rows for the shingle postings.
+    shingles: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _row(r: sqlite3.Row) -> ItemRow:
     return ItemRow(r["id"], r["sha256"], r["path"], r["source"], r["media"], r["size"], r["added_at"],
-                   json.loads(r["metadata"]), bool(r["removed"]))
+                   json.loads(r["metadata"]), bool(r["removed"]), r["text_key"])
 
 
 class Catalog:
@@ -135,19 +137,18 @@ class Catalog:
         """Set a value in the ``meta`` table."""
         self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
-    def check_signals(self, signals: Iterable[tuple[str, int, str]], index_dir: Path) -> None:
-        """Record the signal versions/models on first use; afterwards refuse a mismatch."""
-        for name, version, model in signals:
-            r = self.db.execute("SELECT version, model FROM signals WHERE name=?", (name,)).fetchone()
-            if r is None:
-                self.db.execute("INSERT INTO signals(name, version, model) VALUES (?, ?, ?)",
-                                (name, version, model))
-            elif (r["version"], r["model"]) != (version, model):
-                raise ProvenanceIndexError(
-                    f"{index_dir}: the catalog's {name} fingerprints were made by version {r['version']} "
-                    f"model {r['model'] or '-'}, this installation makes version {version} model "
-                    f"{model or '-'}; install the version that made this index, or build a new index "
-                    "and add the content to it again")
+    def known_signals(self) -> dict[str, tuple[int, str]]:
+        """``name -> (version, model)`` of every signal whose fingerprints all items carry."""
+        return {r["name"]: (int(r["version"]), r["model"]) for r in self.db.execute("SELECT * FROM signals")}
+
+    def record_signal(self, name: str, version: int, model: str) -> None:
+        """Note that every item now carries ``name``'s fingerprints (new index, or after a back-fill)."""
+        self.db.execute("INSERT OR REPLACE INTO signals(name, version, model) VALUES (?, ?, ?)",
+                        (name, version, model))
+
+    def has_items(self) -> bool:
+        """Whether any item (live or removed) was ever added."""
+        return self.db.execute("SELECT 1 FROM items LIMIT 1").fetchone() is not None
 
     # -- items ------------------------------------------------------------------------------------
     def find_sha256(self, sha256: str, *, include_removed: bool = False) -> ItemRow | None:
@@ -262,6 +263,27 @@ class Catalog:
                                (item_id, signal))
         return [bytes(r[0]) for r in rows]
 
+    def item_fingerprint_rows(self, item_id: int, signal: str) -> list[tuple[int | None, int | None, bytes]]:
+        """``(start, end, value)`` of one item's fingerprints for ``signal``, in row order."""
+        rows = self.db.execute("SELECT start, end, value FROM fingerprints WHERE item_id=? AND signal=? "
+                               "ORDER BY id", (item_id, signal))
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def add_fingerprints(self, item_id: int, fingerprints: Sequence[tuple[str, int | None, int | None, bytes]],
+                         shingles: Sequence[tuple[int, int]] = ()) -> None:
+        """Add fingerprints of a signal installed after ``item_id`` was added (one transaction)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO fingerprints(item_id, signal, start, end, value) VALUES (?, ?, ?, ?, ?)",
+                           [(item_id, s, a, b, v) for s, a, b, v in fingerprints])
+            db.executemany("INSERT INTO shingles(hash, item_id, pos) VALUES (?, ?, ?)",
+                           [(h, item_id, p) for h, p in shingles])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     def fingerprint_ids_of(self, item_id: int) -> dict[str, list[int]]:
         """``signal -> fingerprint row ids`` of one item."""
         out: dict[str, list[int]] = {}
@@ -304,7 +326,9 @@ class Catalog:
             else:
                 out["items"] += r[2]
                 out[f"{r[0]}_items"] = out.get(f"{r[0]}_items", 0) + r[2]
-        for r in self.db.execute("SELECT signal, count(*) FROM fingerprints GROUP BY signal"):
+        # Live items only: a removed item's vectors stay in the table until a rebuild, but do not count.
+        for r in self.db.execute("SELECT f.signal, count(*) FROM fingerprints f JOIN items i ON i.id=f.item_id "
+                                 "WHERE i.removed=0 GROUP BY f.signal"):
             out[f"fingerprints.{r[0]}"] = r[1]
         out["fingerprints.text-shingle"] = self.db.execute("SELECT count(*) FROM shingles").fetchone()[0]
         return out

@@ -13,9 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .content import Content, load_content
-from .errors import BadInputError, ManifestError, MissingComponentError, ProvenanceError, ProvenanceIndexError
-from .index import AddResult, Index, default_index_path
-from .report import SCHEMA, VERDICTS, Match, Report, decide, reports_document
+from .checker import AddResult, Index, default_index_path
+from .errors import (BadInputError, ManifestError, MissingComponentError, ProvenanceError, ProvenanceIndexError,
+                     UnknownItemError)
+from .report import SCHEMA, VERDICTS, Evidence, Match, Observation, Report, decide, reports_document
+from .signals import Signal, SignalIndex, SignalSkipped
 
 __version__ = "0.1.0"
 
@@ -33,7 +35,8 @@ def check(source: Path | str | bytes, *, index: Path | str | None = None) -> Rep
 
 
 __all__ = [
-    "AddResult", "BadInputError", "Content", "Index", "ManifestError", "Match", "MissingComponentError",
-    "ProvenanceError", "ProvenanceIndexError", "Report", "SCHEMA", "VERDICTS", "check", "decide",
+    "AddResult", "BadInputError", "Content", "Evidence", "Index", "ManifestError", "Match",
+    "MissingComponentError", "Observation", "ProvenanceError", "ProvenanceIndexError", "Report", "SCHEMA",
+    "Signal", "SignalIndex", "SignalSkipped", "UnknownItemError", "VERDICTS", "check", "decide",
     "default_index_path", "load_content", "open_index", "reports_document",
 ]

@@ -1,216 +1,66 @@
 """Auditing a folder: which items copy each other, which copy something in the index, which are original.
 
 Input contract: paths to files and folders (walked recursively with :func:`provenance.files.iter_files`).
-Every file is sniffed by content (:func:`provenance.content.content_from_bytes`); what cannot be read is
-recorded with the reason and skipped, never fatal.
+Every file is sniffed by content; what cannot be read is recorded with the reason and skipped, never fatal.
 
 Pipeline, and why each step looks the way it does:
 
-1. *Stat and cache lookup.* A per-file cache (SQLite, WAL) keyed by path, size, mtime and sha256 holds the
-   fingerprints of every file seen before. An unchanged file (same path, size and mtime) is not even read;
-   a changed path whose bytes hash to a cached sha256 (moved, touched) reuses that entry's fingerprints.
-2. *Fingerprinting* of the rest in worker processes (decode + sha256 + PDQ/pHash with their dihedral query
-   variants + a thumbnail), because decoding and hashing are CPU bound and Python threads would not
-   scale. The workers never import torch (forking a process with torch loaded can deadlock); text
-   embeddings are computed in batches in the main process while the workers decode.
+1. *Stat and cache lookup* (:mod:`provenance.audit_cache`): unchanged files are not even read; moved or
+   touched files whose bytes are cached reuse their fingerprints.
+2. *Fingerprinting* of the rest: worker signals in worker processes (:mod:`provenance.audit_workers`),
+   model signals in batches in the main process while the workers decode.
 3. *Commit per batch*, so a kill loses at most the batch in flight and the next run resumes from the cache.
-4. *Clustering* inside the archive without comparing all pairs in Python: temporary FAISS binary indexes
-   over the PDQ and pHash hashes are searched with the dihedral variants (as ``check`` does), texts go
-   through shingle postings (then exact alignment) and a FAISS inner-product index of passage embeddings.
-   Passing pairs become edges; union-find turns them into connected groups.
-5. *Index matches* through :meth:`Index.check_content` with the cached fingerprints passed in, so the
-   signals, thresholds, evidence and verdicts are exactly those of ``provenance check``.
+4. *Clustering* inside the archive through the signal interface's self-join: the archive's items go into
+   a temporary index and each is checked against the others (:meth:`Index.self_join`), so archive pairs
+   are found and judged exactly as ``check`` finds and judges them; files with identical bytes are one
+   item there and are joined to it by a check restricted to that item. Union-find turns pairs into groups.
+5. *Index matches* through :meth:`Index.check_content` with the cached fingerprints passed in.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import json
 import os
-import sqlite3
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-import numpy as np
-
-from .content import MAX_SIDE, Content, content_from_bytes
-from .errors import BadInputError, ProvenanceIndexError
+from .audit_cache import AuditState
+from .audit_workers import THUMB_SIDE, fingerprint_chunk, variants_to_json, variants_from_json
+from .content import MAX_SIDE, Content
 from .files import iter_files
-from .report import VERDICTS, Observation, decide, verdict_rank
-from .signals import BUILTIN
-from .signals.base import Fingerprint, SignalSkipped
-from .signals.image import BLOCK, DIHEDRAL, TRIMMED, PDQSignal, PHashSignal, phash_threshold
+from .report import VERDICTS, Match, Report, verdict_rank
+from .signals import Fingerprint, Signal, SignalSkipped, load_signals
+
+if TYPE_CHECKING:
+    from .checker import Index, Precomputed
 
 #: Version of the ``--json`` document; bump on incompatible changes.
 AUDIT_SCHEMA = "provenance.audit/1"
 #: Version of the cache layout and of what a worker computes (bump to invalidate every cached entry).
-CACHE_VERSION = 1
-#: Long side of the thumbnails kept for the HTML report.
-THUMB_SIDE = 160
+CACHE_VERSION = 2
 #: Files committed to the state per transaction: small enough that a kill loses little, large enough
-#: that the commit cost is amortised and text embeddings are batched.
+#: that the commit cost is amortised and model signals are batched.
 BATCH_FILES = 64
-#: Neighbours fetched per query in the in-archive searches (as ``index.SEARCH_K``); union-find makes
-#: larger groups connected through their members anyway.
-ARCHIVE_K = 16
-#: Text candidates aligned per text item (ranked by shared shingles), as in ``check``.
-MAX_TEXT_CANDIDATES = 20
+
+ProgressFn = Callable[[int, int, dict[str, Any]], None]
 
 
-# ---------------------------------------------------------------------------------------------------
-# Worker side: no torch, no FAISS, only decode and hash.
+@dataclass
+class Edge:
+    """A pair of archive items that the self-join found: ``match`` is item ``b`` as seen from ``a``."""
 
+    a: int
+    b: int
+    match: Match
 
-def fingerprint_file(path: str) -> dict[str, Any]:
-    """Read, sniff, decode and fingerprint one file (runs in a worker process).
-
-    Returns a plain dict (cheap to pickle) with ``sha256``, ``media`` and, for images, the PDQ and pHash
-    dihedral variants, PDQ quality and a JPEG thumbnail; for texts the extracted text. On failure the
-    dict carries ``error`` instead.
-    """
-    out: dict[str, Any] = {"path": path}
-    try:
-        st = os.stat(path)
-        out.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        out["error"] = f"cannot read: {exc.strerror or exc}"
-        return out
-    out["sha256"] = hashlib.sha256(data).hexdigest()
-    try:
-        content = content_from_bytes(data, path)
-    except BadInputError as exc:
-        out["error"] = str(exc).removeprefix(f"{path}: ")
-        return out
-    except Exception as exc:  # a decoder bug on one file must not stop the audit
-        out["error"] = f"cannot decode: {type(exc).__name__}: {exc}"
-        return out
-    out["media"] = content.media
-    if content.media == "text":
-        out["text"] = content.text
-        return out
-    out.update(image_format=content.image_format, width=content.original_size[0],
-               height=content.original_size[1])
-    out["variants"] = _image_variants(content)
-    out["thumb"] = base64.b64encode(_thumbnail(content)).decode("ascii")
-    return out
-
-
-def _image_variants(content: Content) -> dict[str, Any]:
-    variants: dict[str, Any] = {}
-    for signal in (_PDQ, _PHASH):
-        try:
-            v = signal.query_variants(content)
-            # Hex, so the record is plain JSON in the state file and the ``--json`` document.
-            variants[signal.name] = {"hashes": [fps[0].value.hex() for _, fps in v], "names": [t for t, _ in v],
-                                     "quality": v[0][1][0].quality}
-        except SignalSkipped as exc:
-            variants[signal.name] = {"skipped": str(exc)}
-    return variants
-
-
-def _thumbnail(content: Content) -> bytes:
-    from PIL import Image
-    assert content.image is not None
-    img = content.image.copy()
-    img.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=70)
-    return buf.getvalue()
-
-
-_PDQ = PDQSignal()
-_PHASH = PHashSignal()
-
-
-def _fingerprint_chunk(paths: Sequence[str]) -> list[dict[str, Any]]:
-    return [fingerprint_file(p) for p in paths]
-
-
-# ---------------------------------------------------------------------------------------------------
-# The state file: fingerprint cache and run log.
-
-
-class AuditState:
-    """SQLite (WAL) cache of per-file fingerprints and the log of audit runs."""
-
-    def __init__(self, path: Path, signature: str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript("""
-                CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-                CREATE TABLE IF NOT EXISTS files (
-                    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT,
-                    record TEXT NOT NULL, embed BLOB);
-                CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
-                CREATE TABLE IF NOT EXISTS runs (
-                    id INTEGER PRIMARY KEY, started REAL, finished REAL, status TEXT, roots TEXT);
-            """)
-        except sqlite3.DatabaseError as exc:
-            raise ProvenanceIndexError(f"{self.path}: audit state is unreadable ({exc}); delete it to start "
-                                       "afresh (only cached fingerprints are lost)") from exc
-        row = self.db.execute("SELECT value FROM meta WHERE key='signature'").fetchone()
-        if row is None or row[0] != signature:
-            # Fingerprints from other signal versions or another model cannot be compared: start over.
-            self.db.execute("DELETE FROM files")
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('signature', ?)", (signature,))
-        self.db.commit()
-
-    def interrupted_run(self) -> int | None:
-        """Id of the last run if it never finished (killed or interrupted), else ``None``."""
-        row = self.db.execute("SELECT id, status FROM runs ORDER BY id DESC LIMIT 1").fetchone()
-        return row[0] if row and row[1] != "complete" else None
-
-    def start_run(self, roots: Sequence[str]) -> int:
-        cur = self.db.execute("INSERT INTO runs (started, status, roots) VALUES (?, 'running', ?)",
-                              (time.time(), json.dumps(list(roots))))
-        self.db.commit()
-        return int(cur.lastrowid)
-
-    def finish_run(self, run_id: int, status: str) -> None:
-        self.db.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
-        self.db.commit()
-
-    def lookup(self, path: str, size: int, mtime_ns: int) -> tuple[dict, bytes | None] | None:
-        row = self.db.execute("SELECT record, embed FROM files WHERE path=? AND size=? AND mtime_ns=?",
-                              (path, size, mtime_ns)).fetchone()
-        return (json.loads(row[0]), row[1]) if row else None
-
-    def lookup_sha(self, sha256: str) -> tuple[dict, bytes | None] | None:
-        row = self.db.execute("SELECT record, embed FROM files WHERE sha256=? AND record NOT LIKE '%\"error\"%' "
-                              "LIMIT 1", (sha256,)).fetchone()
-        return (json.loads(row[0]), row[1]) if row else None
-
-    def store(self, records: Iterable[tuple[dict, bytes | None]]) -> None:
-        """Write one batch in one transaction."""
-        with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO files (path, size, mtime_ns, sha256, record, embed) VALUES (?,?,?,?,?,?)",
-                [(r["path"], r.get("size"), r.get("mtime_ns"), r.get("sha256"), json.dumps(r), e)
-                 for r, e in records])
-
-    def close(self) -> None:
-        self.db.close()
-
-
-def _signature(model_id: str) -> str:
-    return json.dumps({"cache": CACHE_VERSION, "max_side": MAX_SIDE, "thumb": THUMB_SIDE,
-                       "pdq": PDQSignal.version, "phash": PHashSignal.version, "embed_model": model_id})
-
-
-# ---------------------------------------------------------------------------------------------------
-# Results
+    @property
+    def verdict(self) -> str:
+        return self.match.verdict
 
 
 @dataclass
@@ -219,12 +69,11 @@ class AuditItem:
 
     path: str
     record: dict[str, Any]
-    embed: np.ndarray | None = None
     #: Where the fingerprints came from: ``computed``, ``cached`` (unchanged file) or ``cached-sha256``.
     origin: str = "computed"
     cluster: int | None = None
-    archive_matches: list[dict[str, Any]] = field(default_factory=list)
-    index_report: dict[str, Any] | None = None
+    edges: list[Edge] = field(default_factory=list)
+    index_report: Report | None = None
 
     @property
     def ok(self) -> bool:
@@ -236,17 +85,50 @@ class AuditItem:
 
     @property
     def archive_verdict(self) -> str:
-        return min((m["verdict"] for m in self.archive_matches), key=verdict_rank, default="original")
+        return min((e.verdict for e in self.edges), key=verdict_rank, default="original")
 
     @property
     def index_verdict(self) -> str:
-        return self.index_report["verdict"] if self.index_report else "original"
+        return self.index_report.verdict if self.index_report else "original"
 
     @property
     def verdict(self) -> str:
         if not self.ok:
             return "error"
         return min(self.archive_verdict, self.index_verdict, key=verdict_rank)
+
+    def content(self) -> Content:
+        """The item as :class:`Content` without its bytes or pixels (what the cache holds)."""
+        r = self.record
+        return Content(name=self.path, media=r["media"], data=b"", sha256=r["sha256"], text=r.get("text"),
+                       image_format=r.get("image_format"),
+                       original_size=(r["width"], r["height"]) if r.get("width") else None)
+
+    def precomputed(self) -> "Precomputed":
+        """The cached query variants in the shape :meth:`Index.check_content` accepts."""
+        out: dict[str, Any] = {}
+        for name, v in self.record.get("signals", {}).items():
+            out[name] = SignalSkipped(v["skipped"]) if "skipped" in v else variants_from_json(v["variants"])
+        return out
+
+    def stored(self, signals: Sequence[Signal]) -> tuple[dict[str, list[Fingerprint]], dict[str, str]]:
+        """What ``add`` would store for this item, and the signals that skipped it: cached signals from
+        their query variants, inline ones computed from the cached text."""
+        pre = self.precomputed()
+        fps: dict[str, list[Fingerprint]] = {}
+        skipped: dict[str, str] = {}
+        content = self.content()
+        for s in signals:
+            if not s.accepts(content.media):
+                continue
+            got = pre.get(s.name)
+            try:
+                if isinstance(got, SignalSkipped):
+                    raise got
+                fps[s.name] = s.stored_from_variants(got) if got is not None else s.fingerprint(content)
+            except SignalSkipped as exc:
+                skipped[s.name] = str(exc)
+        return fps, skipped
 
 
 @dataclass
@@ -257,7 +139,7 @@ class Cluster:
     members: list[int]
     representative: int
     verdict: str
-    edges: list[dict[str, Any]]
+    edges: list[Edge]
 
 
 @dataclass
@@ -271,6 +153,7 @@ class AuditResult:
     index_path: str | None
 
     def summary(self) -> dict[str, Any]:
+        """Counts for the report's head."""
         verdicts = {v: 0 for v in (*VERDICTS, "error")}
         for it in self.items:
             verdicts[it.verdict] += 1
@@ -287,7 +170,13 @@ class AuditResult:
             **self.counters,
         }
 
+    def edge_dict(self, e: Edge) -> dict[str, Any]:
+        """One archive pair, JSON-ready (``evidence`` is ``a``'s view: draft ``a``, source ``b``)."""
+        return {"a": self.items[e.a].path, "b": self.items[e.b].path, "verdict": e.verdict,
+                "signal": e.match.signal, "score": round(e.match.score, 4), "evidence": e.match.evidence}
+
     def item_dict(self, i: int) -> dict[str, Any]:
+        """One item, JSON-ready."""
         it = self.items[i]
         rec = it.record
         d: dict[str, Any] = {
@@ -302,11 +191,14 @@ class AuditResult:
             return d
         if it.media == "image":
             d.update(width=rec.get("width"), height=rec.get("height"), format=rec.get("image_format"))
-            skipped = {k: v["skipped"] for k, v in rec.get("variants", {}).items() if "skipped" in v}
-            if skipped:
-                d["skipped"] = skipped
-        d["archive_matches"] = it.archive_matches
-        d["index_matches"] = it.index_report["matches"] if it.index_report else []
+        skipped = {k: v["skipped"] for k, v in rec.get("signals", {}).items() if "skipped" in v}
+        if skipped:
+            d["skipped"] = skipped
+        d["archive_matches"] = [
+            {"path": self.items[other].path, "id": other, "verdict": e.verdict, "signal": e.match.signal,
+             "evidence": e.match.evidence}
+            for e in it.edges for other in (e.b if e.a == i else e.a,)]
+        d["index_matches"] = [m.to_dict() for m in it.index_report.matches] if it.index_report else []
         return d
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,38 +210,35 @@ class AuditResult:
             "clusters": [{"id": c.id, "size": len(c.members), "verdict": c.verdict,
                           "representative": self.items[c.representative].path,
                           "members": [self.items[m].path for m in c.members],
-                          "edges": [{**e, "a": self.items[e["a"]].path, "b": self.items[e["b"]].path}
-                                    for e in c.edges]}
+                          "edges": [self.edge_dict(e) for e in c.edges]}
                          for c in self.clusters],
             "items": [self.item_dict(i) for i in range(len(self.items))],
             "walk_errors": self.walk_errors,
         }
 
 
-# ---------------------------------------------------------------------------------------------------
-# The audit
+def _signature(signals: Sequence[Signal]) -> str:
+    cached = {s.name: [s.version, s.model_id()] for s in signals if s.compute != "inline"}
+    return json.dumps({"cache": CACHE_VERSION, "max_side": MAX_SIDE, "thumb": THUMB_SIDE, "signals": cached},
+                      sort_keys=True)
 
 
-ProgressFn = Callable[[int, int, dict[str, int]], None]
-
-
-def audit(roots: Sequence[Path], *, state_path: Path, index=None, add: bool = False,
+def audit(roots: Sequence[Path], *, state_path: Path, index: "Index | None" = None, add: bool = False,
           source: str | None = None, exclude: Sequence[str] = (), workers: int = 2,
-          progress: ProgressFn | None = None, embed_signal=None) -> AuditResult:
+          progress: ProgressFn | None = None, signals: Sequence[Signal] | None = None) -> AuditResult:
     """Audit the files under ``roots``.
 
-    ``index`` is an open :class:`~provenance.index.Index` to match against (``None``: in-archive only);
-    with ``add`` the audited items are added to it afterwards (labelled ``source``). ``progress`` is
-    called as ``progress(done, total, counters)`` after each batch. ``KeyboardInterrupt`` propagates
-    after the batches done so far are committed; the next run resumes from them.
+    ``index`` is an open :class:`~provenance.checker.Index` to match against (``None``: in-archive only);
+    with ``add`` the audited items are added to it afterwards (labelled ``source``). ``signals`` default to
+    the index's (or every installed signal). ``progress`` is called as ``progress(done, total, counters)``
+    after each batch. ``KeyboardInterrupt`` propagates after the batches done so far are committed; the
+    next run resumes from them.
     """
-    from .signals.text import EmbedSignal
-
-    embed = embed_signal or (index.embed if index is not None else EmbedSignal())
-    state = AuditState(state_path, _signature(embed.model_id()))
+    sigs = list(signals) if signals is not None else (index.signals if index is not None else load_signals())
+    state = AuditState(state_path, _signature(sigs))
     walk_errors: list[dict[str, str]] = []
-    counters = {"fingerprinted": 0, "reused": 0, "reused_by_sha256": 0, "embedded_texts": 0,
-                "resumed": False, "added_to_index": 0}
+    counters: dict[str, Any] = {"fingerprinted": 0, "batch_fingerprinted": 0, "reused": 0,
+                                "reused_by_sha256": 0, "resumed": False, "added_to_index": 0}
     if state.interrupted_run() is not None:
         counters["resumed"] = True
     run_id = state.start_run([str(r) for r in roots])
@@ -364,14 +253,16 @@ def audit(roots: Sequence[Path], *, state_path: Path, index=None, add: bool = Fa
         index_dir = Path(index.path).resolve() if index is not None else None
         paths = [p for p in dict.fromkeys(paths) if str(Path(p).resolve()) not in own
                  and (index_dir is None or index_dir not in Path(p).resolve().parents)]
-        items = _collect(paths, state, embed, counters, workers, progress)
+        items = _collect(paths, state, sigs, counters, workers, progress)
         counters["fingerprint_seconds"] = round(time.perf_counter() - t0, 3)
         t1 = time.perf_counter()
-        clusters = _cluster(items, embed)
+        clusters = _cluster(items, sigs)
         counters["cluster_seconds"] = round(time.perf_counter() - t1, 3)
         if index is not None:
             t2 = time.perf_counter()
-            _match_index(items, index)
+            for it in items:
+                if it.ok:
+                    it.index_report = index.check_content(it.content(), precomputed=it.precomputed())
             if add:
                 counters["added_to_index"] = _add_to_index(items, index, source)
             counters["index_seconds"] = round(time.perf_counter() - t2, 3)
@@ -385,11 +276,10 @@ def audit(roots: Sequence[Path], *, state_path: Path, index=None, add: bool = Fa
     return AuditResult(items, clusters, counters, walk_errors, str(index.path) if index is not None else None)
 
 
-def _collect(paths: list[str], state: AuditState, embed, counters: dict, workers: int,
-             progress: ProgressFn | None) -> list[AuditItem]:
+def _collect(paths: list[str], state: AuditState, signals: Sequence[Signal], counters: dict[str, Any],
+             workers: int, progress: ProgressFn | None) -> list[AuditItem]:
     items: list[AuditItem | None] = [None] * len(paths)
     todo: list[int] = []
-    done = 0
     for i, p in enumerate(paths):
         try:
             st = os.stat(p)
@@ -398,7 +288,7 @@ def _collect(paths: list[str], state: AuditState, embed, counters: dict, workers
             continue
         hit = state.lookup(p, st.st_size, st.st_mtime_ns)
         if hit is not None:
-            items[i] = AuditItem(p, hit[0], _vec(hit[1]), origin="cached")
+            items[i] = AuditItem(p, hit, origin="cached")
             counters["reused"] += 1
         else:
             todo.append(i)
@@ -406,41 +296,41 @@ def _collect(paths: list[str], state: AuditState, embed, counters: dict, workers
     if progress:
         progress(done, len(paths), counters)
     if not todo:
-        return items  # type: ignore[return-value]
+        return [it for it in items if it is not None]
 
-    pending: list[tuple[int, dict]] = []
+    batch_signals = [s for s in signals if s.compute == "batch"]
+    pending: list[int] = []
 
     def flush() -> None:
         nonlocal done
-        _embed_batch([(i, r) for i, r in pending if r.get("media") == "text" and "embed" not in r], embed,
-                     items, counters)
-        state.store((items[i].record, _blob(items[i].embed)) for i, _ in pending)  # type: ignore[union-attr]
+        counters["batch_fingerprinted"] += _batch_fingerprint([items[i] for i in pending],  # type: ignore[misc]
+                                                              batch_signals)
+        state.store(items[i].record for i in pending)  # type: ignore[union-attr]
         done += len(pending)
         pending.clear()
         if progress:
             progress(done, len(paths), counters)
 
-    def accept(i: int, rec: dict) -> None:
+    def accept(i: int, rec: dict[str, Any]) -> None:
         if "error" not in rec and "sha256" in rec:
             cached = state.lookup_sha(rec["sha256"])
             if cached is not None:
                 # Same bytes under another path or mtime: reuse the fingerprints, keep this file's stat.
-                keep = {k: rec[k] for k in ("path", "size", "mtime_ns")}
-                rec = {**cached[0], **keep}
-                items[i] = AuditItem(paths[i], rec, _vec(cached[1]), origin="cached-sha256")
+                items[i] = AuditItem(paths[i], {**cached, **{k: rec[k] for k in ("path", "size", "mtime_ns")}},
+                                     origin="cached-sha256")
                 counters["reused_by_sha256"] += 1
-                pending.append((i, {**rec, "embed": True}))
+                pending.append(i)
                 return
         items[i] = AuditItem(paths[i], rec)
         if "error" not in rec:
             counters["fingerprinted"] += 1
-        pending.append((i, rec))
+        pending.append(i)
 
     chunk = 8
     chunks = [todo[k:k + chunk] for k in range(0, len(todo), chunk)]
     if workers <= 1 or len(todo) < 2 * chunk:
         for c in chunks:
-            for i, rec in zip(c, _fingerprint_chunk([paths[i] for i in c])):
+            for i, rec in zip(c, fingerprint_chunk([paths[i] for i in c])):
                 accept(i, rec)
             if len(pending) >= BATCH_FILES:
                 flush()
@@ -449,7 +339,7 @@ def _collect(paths: list[str], state: AuditState, embed, counters: dict, workers
         # is loaded can deadlock in its thread pools).
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
             try:
-                for c, recs in zip(chunks, pool.map(_fingerprint_chunk, [[paths[i] for i in c] for c in chunks])):
+                for c, recs in zip(chunks, pool.map(fingerprint_chunk, [[paths[i] for i in c] for c in chunks])):
                     for i, rec in zip(c, recs):
                         accept(i, rec)
                     if len(pending) >= BATCH_FILES:
@@ -459,29 +349,23 @@ def _collect(paths: list[str], state: AuditState, embed, counters: dict, workers
                 raise
     if pending:
         flush()
-    return items  # type: ignore[return-value]
+    return [it for it in items if it is not None]
 
 
-def _vec(blob: bytes | None) -> np.ndarray | None:
-    return None if blob is None else np.frombuffer(blob, dtype=np.float32).reshape(-1, 384).copy()
-
-
-def _blob(vec: np.ndarray | None) -> bytes | None:
-    return None if vec is None else np.ascontiguousarray(vec, dtype=np.float32).tobytes()
-
-
-def _embed_batch(batch: list[tuple[int, dict]], embed, items: list, counters: dict) -> None:
-    if not batch:
-        return
-    contents = [Content(name=r["path"], media="text", data=b"", sha256=r["sha256"], text=r["text"])
-                for _, r in batch]
-    for (i, r), out in zip(batch, embed.fingerprint_many(contents)):
-        if isinstance(out, SignalSkipped):
-            r["embed_skipped"] = str(out)
+def _batch_fingerprint(batch: list[AuditItem], signals: Sequence[Signal]) -> int:
+    """Model signals, once per batch for every item that does not have them cached yet; their query is
+    what they store (the ``identity`` variant). Returns how many items needed them."""
+    done: set[int] = set()
+    for s in signals:
+        todo = [it for it in batch if it.ok and s.accepts(it.media or "")
+                and s.name not in it.record.setdefault("signals", {})]
+        if not todo:
             continue
-        r["embed_spans"] = [[f.start, f.end] for f in out]
-        items[i].embed = np.stack([f.value for f in out]).astype(np.float32)
-        counters["embedded_texts"] += 1
+        for it, out in zip(todo, s.fingerprint_many([it.content() for it in todo])):
+            it.record["signals"][s.name] = ({"skipped": str(out)} if isinstance(out, SignalSkipped)
+                                            else {"variants": variants_to_json([("identity", out)])})
+            done.add(id(it))
+    return len(done)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -504,56 +388,48 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-class _Edges:
-    """Pairs of archive items that some signal connects, with that signal's evidence."""
+def _cluster(items: list[AuditItem], signals: Sequence[Signal]) -> list[Cluster]:
+    from .checker import Index
 
-    def __init__(self) -> None:
-        self.by_pair: dict[tuple[int, int], dict[str, Any]] = {}
-
-    def get(self, a: int, b: int) -> dict[str, Any]:
-        key = (min(a, b), max(a, b))
-        if key not in self.by_pair:
-            self.by_pair[key] = {"a": key[0], "b": key[1], "signals": {}}
-        return self.by_pair[key]
-
-
-#: Variant names of the hashes ``add`` stores (the rest are query-only transforms).
-STORED_VARIANTS = ("identity", TRIMMED + "identity", BLOCK + "identity")
-
-
-def _named(v: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(variant name, hex hash)`` pairs of one signal's cached variants (old caches: 8 dihedral)."""
-    return list(zip(v.get("names", DIHEDRAL), v["hashes"]))
-
-
-def _hex_bytes(values: Sequence[str]) -> bytes:
-    return b"".join(bytes.fromhex(v) for v in values)
-
-
-def _cluster(items: list[AuditItem], embed) -> list[Cluster]:
-    edges = _Edges()
-    edge = edges.get
-
-    # Exact: identical bytes.
-    by_sha: dict[str, list[int]] = {}
-    for i, it in enumerate(items):
-        if it.ok:
-            by_sha.setdefault(it.record["sha256"], []).append(i)
-    for group in by_sha.values():
-        for j in group[1:]:
-            edge(group[0], j)["signals"]["sha256"] = {"basis": "identical bytes"}
-
-    _image_edges(items, edges)
-    _text_edges(items, edge, embed)
-
+    edges: dict[tuple[int, int], Edge] = {}
     uf = _UnionFind(len(items))
-    for (a, b), e in edges.by_pair.items():
-        e["verdict"] = _edge_verdict(e)
-        if e["verdict"] != "original":
-            uf.union(a, b)
-            for x, y in ((a, b), (b, a)):
-                items[x].archive_matches.append({"path": items[y].path, "id": y, "verdict": e["verdict"],
-                                                 "evidence": e["signals"]})
+    with tempfile.TemporaryDirectory(prefix="provenance-audit-") as tmp:
+        archive = Index(Path(tmp) / "archive", create=True, signals=signals)
+        try:
+            by_item: dict[int, list[int]] = {}  # temporary item id -> archive positions with those bytes
+            for i, it in enumerate(items):
+                if not it.ok:
+                    continue
+                fps, skipped = it.stored(signals)
+                added = archive.add_fingerprinted(it.content(), fps, skipped, size=it.record.get("size"))
+                assert added.id is not None
+                by_item.setdefault(added.id, []).append(i)
+
+            def keep(a: int, b: int, m: Match) -> None:
+                # Only edges that join two groups are kept (a spanning forest): a group of n copies
+                # shows n - 1 pairs with their evidence, not up to n * k, so thousands of identical
+                # blank images stay linear in the report too.
+                if uf.find(a) != uf.find(b):
+                    uf.union(a, b)
+                    edges[(min(a, b), max(a, b))] = Edge(a, b, m)
+
+            # Identical bytes: one temporary item; each further copy is checked against that item only.
+            for item_id, members in by_item.items():
+                for j in members[1:]:
+                    rep = archive.check_content(items[j].content(), precomputed=items[j].precomputed(),
+                                                only=[item_id])
+                    for m in rep.matches:
+                        keep(j, members[0], m)
+            queries = ((item_id, items[ms[0]].content(), items[ms[0]].precomputed())
+                       for item_id, ms in by_item.items())
+            for item_id, m in archive.self_join(queries):
+                keep(by_item[item_id][0], by_item[m.id][0], m)
+        finally:
+            archive.catalog.close()
+
+    for e in edges.values():
+        items[e.a].edges.append(e)
+        items[e.b].edges.append(e)
     groups: dict[int, list[int]] = {}
     for i in range(len(items)):
         groups.setdefault(uf.find(i), []).append(i)
@@ -561,294 +437,32 @@ def _cluster(items: list[AuditItem], embed) -> list[Cluster]:
     for members in sorted((g for g in groups.values() if len(g) > 1), key=lambda g: (-len(g), g[0])):
         cid = len(clusters) + 1
         member_set = set(members)
-        cedges = [e for (a, b), e in edges.by_pair.items() if a in member_set and e["verdict"] != "original"]
+        cedges = [e for (a, _), e in edges.items() if a in member_set]
         for m in members:
             items[m].cluster = cid
-            items[m].archive_matches.sort(key=lambda mm: (verdict_rank(mm["verdict"]), mm["path"]))
+            items[m].edges.sort(key=lambda e: (verdict_rank(e.verdict), items[e.b if e.a == m else e.a].path))
         clusters.append(Cluster(cid, members, _representative(items, members),
-                                min((e["verdict"] for e in cedges), key=verdict_rank), cedges))
+                                min((e.verdict for e in cedges), key=verdict_rank), cedges))
     return clusters
 
 
 def _representative(items: list[AuditItem], members: list[int]) -> int:
     """The copy to keep: the largest (pixels for images, bytes otherwise), then the oldest, then by path."""
-    def key(i: int) -> tuple:
+    def key(i: int) -> tuple[int, int, int, str]:
         r = items[i].record
         pixels = (r.get("width") or 0) * (r.get("height") or 0)
         return (-pixels, -(r.get("size") or 0), r.get("mtime_ns") or 0, items[i].path)
     return min(members, key=key)
 
 
-def _edge_verdict(e: dict[str, Any]) -> str:
-    """The verdict for one archive pair, through the same ``decide`` as ``check``.
-
-    Each signal's evidence already says whether it passed its threshold (sha256 evidence exists only
-    for identical content), so the observation is that pass/fail.
-    """
-    return decide([Observation(name, 1.0 if name == "sha256" or ev.get("passed") else 0.0, 1.0, False,
-                               "exact" if name == "sha256" else BUILTIN[name].verdict_on_match)
-                   for name, ev in e["signals"].items()])
-
-
-def _image_edges(items: list[AuditItem], edges: _Edges) -> None:
-    import faiss
-
-    edge = edges.get
-    idx_images = [i for i, it in enumerate(items) if it.ok and it.media == "image"]
-    for signal in (_PDQ, _PHASH):
-        have = [i for i in idx_images if "hashes" in items[i].record["variants"][signal.name]]
-        if len(have) < 2:
-            continue
-        nbytes = signal.dim // 8
-        # Stored side: each item's untransformed hashes (the whole image, and its trimmed version if it has
-        # flat borders); query side: every variant. Owners map rows back to items.
-        base_owner, base_hex, q_owner, q_name, q_hex = [], [], [], [], []
-        for i in have:
-            for t, h in _named(items[i].record["variants"][signal.name]):
-                q_owner.append(i)
-                q_name.append(t)
-                q_hex.append(h)
-                if t in STORED_VARIANTS:
-                    base_owner.append(i)
-                    base_hex.append(h)
-        base = np.frombuffer(_hex_bytes(base_hex), dtype=np.uint8).reshape(len(base_hex), nbytes)
-        # Identical stored hashes (re-encoded duplicates, or thousands of blank images) become one row:
-        # otherwise every query would return every copy and the pairs would grow with the square of the
-        # group. A group's members are joined to its first member instead (same clusters).
-        uniq, inverse = np.unique(base, axis=0, return_inverse=True)
-        groups: list[list[int]] = [[] for _ in range(len(uniq))]
-        for row, u in enumerate(inverse.reshape(-1).tolist()):
-            if base_owner[row] not in groups[u]:
-                groups[u].append(base_owner[row])
-        best: dict[tuple[int, int], tuple[int, str]] = {}
-        for members in groups:
-            for m in members[1:]:
-                best[(min(members[0], m), max(members[0], m))] = (0, "identity")
-        # Flat binary search is exact and, at archive sizes up to ~10^5, faster than building a
-        # multi-hash index; either way no Python loop over pairs.
-        fi = faiss.IndexBinaryFlat(signal.dim)
-        fi.add(np.ascontiguousarray(uniq))
-        queries = np.frombuffer(_hex_bytes(q_hex), dtype=np.uint8).reshape(len(q_hex), nbytes)
-        # Range search (every neighbour within the threshold; FAISS's bound is strict, hence + 1): an order
-        # of magnitude faster than k-NN on binary codes here, and clusters need all neighbours anyway.
-        radius = getattr(signal, "corroborated_threshold", signal.threshold)
-        lims, dist, nbr = fi.range_search(queries, radius + 1)
-        qs = np.repeat(np.arange(len(queries)), np.diff(lims.astype(np.int64)))
-        q_owner_arr = np.asarray(q_owner)
-        for q, d, a, u in zip(qs.tolist(), dist.tolist(), q_owner_arr[qs].tolist(), nbr.tolist()):
-            b = groups[u][0] if groups[u][0] != a or len(groups[u]) == 1 else groups[u][1]
-            if a == b:
-                continue
-            key = (min(a, b), max(a, b))
-            if key not in best or d < best[key][0]:
-                best[key] = (d, q_name[q])
-        for (a, b), (d, transform) in best.items():
-            e = edge(a, b)
-            e["signals"][signal.name] = {"distance": d, "threshold": signal.threshold, "bits": signal.dim,
-                                         "transform": transform, "passed": d <= signal.threshold}
-    # Evidence shows every image signal's distance for every edge, like ``check``.
-    from .signals.base import hamming
-    image_set = set(idx_images)
-    for e in [e for (a, b), e in edges.by_pair.items() if a in image_set and b in image_set]:
-        for signal in (_PDQ, _PHASH):
-            if signal.name in e["signals"]:
-                continue
-            va = items[e["a"]].record["variants"][signal.name]
-            vb = items[e["b"]].record["variants"][signal.name]
-            if "hashes" not in va or "hashes" not in vb:
-                continue
-            stored_b = [bytes.fromhex(h) for t, h in _named(vb) if t in STORED_VARIANTS]
-            d, t = min((hamming(bytes.fromhex(h), hb), name) for name, h in _named(va) for hb in stored_b)
-            e["signals"][signal.name] = {"distance": d, "threshold": signal.threshold, "bits": signal.dim,
-                                         "transform": t, "passed": d <= signal.threshold}
-        # pHash's threshold depends on PDQ's verdict on the same pair, exactly as in ``check``.
-        ph = e["signals"].get(_PHASH.name)
-        if ph is not None:
-            ph["threshold"], ph["rule"] = phash_threshold(e["signals"].get(_PDQ.name, {}).get("distance"))
-            ph["passed"] = ph["distance"] <= ph["threshold"]
-
-
-def _text_edges(items: list[AuditItem], edge, embed) -> None:
-    from .align import Region, align, covered
-    from .index import text_key
-    from .signals.text import ShingleSignal, shingle_hashes, winnow
-    from .textnorm import snippet, tokenize
-
-    texts = [i for i, it in enumerate(items) if it.ok and it.media == "text"]
-    if len(texts) < 2:
-        return
-    s = ShingleSignal()
-    # Normalised-text identity, as ``check`` treats it.
-    by_key: dict[str, list[int]] = {}
-    tokens, hashes = {}, {}
-    for i in texts:
-        tokens[i] = tokenize(items[i].record["text"])
-        hashes[i] = shingle_hashes(tokens[i], s.n)
-        by_key.setdefault(text_key(items[i].record["text"]), []).append(i)
-    for group in by_key.values():
-        for j in group[1:]:
-            edge(group[0], j)["signals"]["sha256"] = {
-                "basis": "identical text after Unicode/case/space normalisation"}
-    # Shingle postings of the winnowed (stored) hashes; each item queries with all its n-grams.
-    postings: dict[int, set[int]] = {}
-    for i in texts:
-        for p in winnow(hashes[i], s.window):
-            postings.setdefault(int(hashes[i][p]), set()).add(i)
-    for a in texts:
-        shared: dict[int, int] = {}
-        for h in set(int(x) for x in hashes[a]):
-            for b in postings.get(h, ()):
-                if b > a:
-                    shared[b] = shared.get(b, 0) + 1
-        for b, _ in sorted(shared.items(), key=lambda kv: -kv[1])[:MAX_TEXT_CANDIDATES]:
-            regions = align(hashes[a], hashes[b], s.n, s.max_gap)
-            if not regions:
-                continue
-            strong = [r for r in regions if r.words >= s.threshold]
-            if not strong:
-                continue
-            ta, tb = items[a].record["text"], items[b].record["text"]
-            dt, st = tokens[a], tokens[b]
-            regs = []
-            for r in strong[:10]:
-                d0, d1 = dt.starts[r.d_start], dt.ends[min(r.d_end, len(dt)) - 1]
-                s0, s1 = st.starts[r.s_start], st.ends[min(r.s_end, len(st)) - 1]
-                regs.append({"words": r.words, "a": {"start": d0, "end": d1, "snippet": snippet(ta, d0, d1)},
-                             "b": {"start": s0, "end": s1, "snippet": snippet(tb, s0, s1)}})
-            edge(a, b)["signals"][s.name] = {
-                "longest_run_words": regions[0].words, "threshold_words": s.threshold, "passed": True,
-                "a_coverage": round(covered(strong, len(dt)), 4),
-                "b_coverage": round(covered([Region(r.s_start, r.s_end, 0, 0, 0) for r in strong], len(st)), 4),
-                "regions": regs}
-    # Paraphrase: passage embeddings in one inner-product index.
-    import faiss
-    owners: list[tuple[int, int]] = []
-    vecs = []
-    for i in texts:
-        if items[i].embed is not None:
-            vecs.append(items[i].embed)
-            owners.extend((i, p) for p in range(len(items[i].embed)))
-    if not vecs:
-        return
-    allv = np.ascontiguousarray(np.concatenate(vecs), dtype=np.float32)
-    fi = faiss.IndexFlatIP(allv.shape[1])
-    fi.add(allv)
-    sims, nbr = fi.search(allv, min(ARCHIVE_K, len(allv)))
-    best: dict[tuple[int, int], tuple[float, int, int]] = {}
-    for q, (row_s, row_n) in enumerate(zip(sims, nbr)):
-        a, pa = owners[q]
-        for sim, j in zip(row_s, row_n):
-            if j < 0 or sim < embed.threshold:
-                continue
-            b, pb = owners[j]
-            if a == b:
-                continue
-            key = (min(a, b), max(a, b))
-            pair = (float(sim), pa, pb) if a < b else (float(sim), pb, pa)
-            if key not in best or sim > best[key][0]:
-                best[key] = pair
-    for (a, b), (sim, pa, pb) in best.items():
-        sa, sb = items[a].record["embed_spans"][pa], items[b].record["embed_spans"][pb]
-        ta, tb = items[a].record["text"], items[b].record["text"]
-        # Same rule as ``check``: cosine and shared content words (EmbedSignal docstring).
-        if not embed.supports_paraphrase(sim, ta[sa[0]:sa[1]], tb[sb[0]:sb[1]]):
-            continue
-        edge(a, b)["signals"][embed.name] = {
-            "max_cosine": round(sim, 4), "threshold": embed.threshold, "passed": True,
-            "passages": [{"score": round(sim, 4),
-                          "a": {"start": sa[0], "end": sa[1], "snippet": snippet(ta, sa[0], sa[1])},
-                          "b": {"start": sb[0], "end": sb[1], "snippet": snippet(tb, sb[0], sb[1])}}]}
-
-
-# ---------------------------------------------------------------------------------------------------
-# The index
-
-
-def _precomputed(it: AuditItem) -> dict[str, Any]:
-    """The cached fingerprints in the shape :meth:`Index.check_content` accepts."""
-    pre: dict[str, Any] = {}
-    if it.media == "image":
-        for name, v in it.record["variants"].items():
-            if "skipped" in v:
-                pre[name] = SignalSkipped(v["skipped"])
-            else:
-                q = v.get("quality")
-                pre[name] = [(t, [Fingerprint(bytes.fromhex(h), quality=q)]) for t, h in _named(v)]
-    elif it.media == "text":
-        if it.embed is None:
-            pre["text-embed"] = SignalSkipped(it.record.get("embed_skipped", "no words to embed"))
-        else:
-            pre["text-embed"] = [("identity", [Fingerprint(v, s, e) for v, (s, e)
-                                               in zip(it.embed, it.record["embed_spans"])])]
-    return pre
-
-
-def _content(it: AuditItem) -> Content:
-    r = it.record
-    return Content(name=it.path, media=r["media"], data=b"", sha256=r["sha256"], text=r.get("text"),
-                   image_format=r.get("image_format"),
-                   original_size=(r["width"], r["height"]) if r.get("width") else None)
-
-
-def _match_index(items: list[AuditItem], index) -> None:
-    for it in items:
-        if it.ok:
-            it.index_report = index.check_content(_content(it), precomputed=_precomputed(it)).to_dict()
-
-
-def _add_to_index(items: list[AuditItem], index, source: str | None) -> int:
-    from .signals.text import ShingleSignal
-    shingle = ShingleSignal()
+def _add_to_index(items: list[AuditItem], index: "Index", source: str | None) -> int:
     added = 0
     for it in items:
-        if not it.ok:
-            continue
-        fps: dict[str, list[Fingerprint]] = {}
-        skipped: dict[str, str] = {}
-        for name, pre in _precomputed(it).items():
-            if isinstance(pre, SignalSkipped):
-                skipped[name] = str(pre)
-            else:
-                # The untransformed variants (whole image, and trimmed if any) are what ``add`` stores.
-                fps[name] = [f for t, fl in pre if t in STORED_VARIANTS for f in fl]
-        if it.media == "text":
-            try:
-                fps[shingle.name] = shingle.fingerprint(_content(it))
-            except SignalSkipped as exc:
-                skipped[shingle.name] = str(exc)
-        res = index.add_fingerprinted(_content(it), fps, skipped, source=source, size=it.record.get("size"))
-        added += res.status == "added"
+        if it.ok:
+            fps, skipped = it.stored(index.signals)
+            res = index.add_fingerprinted(it.content(), fps, skipped, source=source, size=it.record.get("size"))
+            added += res.status == "added"
     return added
 
 
-CSV_COLUMNS = ("path", "media", "verdict", "archive_verdict", "index_verdict", "cluster", "representative",
-               "best_match", "best_match_signal", "size", "sha256", "width", "height", "fingerprints", "error")
-
-
-def write_csv(result: AuditResult, path: Path | str) -> None:
-    """One row per audited file (``CSV_COLUMNS``); the best match is the archive copy or indexed item."""
-    import csv
-
-    reps = {c.id: result.items[c.representative].path for c in result.clusters}
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for i in range(len(result.items)):
-            d = result.item_dict(i)
-            best, signal = "", ""
-            if d.get("index_matches") and d["index_verdict"] != "original" and \
-                    verdict_rank(d["index_verdict"]) <= verdict_rank(d["archive_verdict"]):
-                m = d["index_matches"][0]
-                best, signal = f"index:{m['id']}:{m['path']}", m["signal"]
-            elif d.get("archive_matches"):
-                m = d["archive_matches"][0]
-                best, signal = m["path"], ",".join(k for k, v in m["evidence"].items()
-                                                    if k == "sha256" or v.get("passed"))
-            w.writerow([d["path"], d["media"] or "", d["verdict"], d.get("archive_verdict") or "",
-                        d.get("index_verdict") or "", d["cluster"] or "",
-                        reps.get(d["cluster"], "") if d["cluster"] else "", best, signal, d["size"] or "",
-                        d["sha256"] or "", d.get("width") or "", d.get("height") or "", d["fingerprints"],
-                        d.get("error") or ""])
-
-
-__all__ = ["CSV_COLUMNS", "write_csv", "AUDIT_SCHEMA", "AuditItem", "AuditResult", "AuditState", "Cluster", "audit", "fingerprint_file"]
+__all__ = ["AUDIT_SCHEMA", "AuditItem", "AuditResult", "AuditState", "Cluster", "Edge", "audit"]

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .audit import AuditResult
+from .audit import AuditResult, Edge
+from .report import Match, Span
 
 #: Clusters drawn as galleries; the rest are listed in the items table (keeps the page size bounded).
 MAX_CLUSTERS_SHOWN = 300
@@ -73,22 +74,22 @@ def _thumb(result: AuditResult, i: int, rep: bool) -> str:
     return f'<div class="thumb{" rep" if rep else ""}" title="{label}">{img}{tag}{label}<br>{_e(size)}</div>'
 
 
-def _text_pairs(result: AuditResult, edge: dict[str, Any], a: int, b: int) -> str:
+def _span_pairs(match: Match, limit: int = 3) -> list[tuple[str, Span, Span]]:
+    """``(label, draft span, source span)`` of a match's text evidence, from the evidence's own methods."""
+    return [(f"{o.signal}: {o.evidence.summary()}", d, src) for o in match.observations
+            if o.evidence is not None and o.passed for d, src in o.evidence.span_pairs()[:limit]]
+
+
+def _text_pairs(result: AuditResult, edge: Edge) -> str:
+    a, b = edge.a, edge.b
     ta, tb = result.items[a].record.get("text"), result.items[b].record.get("text")
     if ta is None or tb is None:
         return ""
-    out = []
-    for name in ("text-shingle", "text-embed"):
-        ev = edge["signals"].get(name)
-        if not ev:
-            continue
-        for r in (ev.get("regions") or ev.get("passages") or [])[:3]:
-            what = f'{r["words"]} words copied' if "words" in r else f'cosine {r["score"]}'
-            out.append(f'<p>{_e(name)}: {_e(what)}</p><div class="pair">'
-                       f'<div>{_e(result.items[a].path)}<br>{_highlight(ta, r["a"]["start"], r["a"]["end"])}</div>'
-                       f'<div>{_e(result.items[b].path)}<br>{_highlight(tb, r["b"]["start"], r["b"]["end"])}</div>'
-                       "</div>")
-    return "".join(out)
+    return "".join(
+        f'<p>{_e(label)}</p><div class="pair">'
+        f'<div>{_e(result.items[a].path)}<br>{_highlight(ta, d.start, d.end)}</div>'
+        f'<div>{_e(result.items[b].path)}<br>{_highlight(tb, src.start, src.end)}</div></div>'
+        for label, d, src in _span_pairs(edge.match))
 
 
 def render_html(result: AuditResult) -> str:
@@ -111,7 +112,7 @@ def render_html(result: AuditResult) -> str:
     parts.append(f"<h2>Clusters of copies inside the archive ({len(result.clusters)})</h2>")
     for c in result.clusters[:MAX_CLUSTERS_SHOWN]:
         gallery = "".join(_thumb(result, m, m == c.representative) for m in c.members)
-        texts = "".join(_text_pairs(result, e, e["a"], e["b"]) for e in c.edges[:5])
+        texts = "".join(_text_pairs(result, e) for e in c.edges[:5])
         parts.append(f'<div class="cluster" data-verdict="{_e(c.verdict)}" id="cluster-{c.id}">'
                      f'<b>Cluster {c.id}</b> · {len(c.members)} items · '
                      f'<span class="v-{_e(c.verdict)}">{_e(c.verdict)}</span>'
@@ -123,20 +124,19 @@ def render_html(result: AuditResult) -> str:
     parts.append(f"<h2>Copies of indexed items ({len(matched)})</h2>")
     for i in matched[:MAX_CLUSTERS_SHOWN]:
         it = result.items[i]
-        rep = it.index_report or {}
-        m = rep["matches"][0]
+        assert it.index_report is not None
+        m = it.index_report.matches[0]
         detail = ""
         if it.media == "text":
-            ev = m["evidence"].get("text-shingle") or m["evidence"].get("text-embed") or {}
-            for r in (ev.get("regions") or ev.get("passages") or [])[:3]:
-                detail += (f'<div class="pair"><div>{_e(it.path)}<br>'
-                           f'{_highlight(it.record["text"], r["draft"]["start"], r["draft"]["end"])}</div>'
-                           f'<div>{_e(m["path"])}<br>…<mark>{_e(r["source"]["snippet"])}</mark>…</div></div>')
+            for label, d, src in _span_pairs(m):
+                detail += (f'<p>{_e(label)}</p><div class="pair"><div>{_e(it.path)}<br>'
+                           f'{_highlight(it.record["text"], d.start, d.end)}</div>'
+                           f'<div>{_e(m.path)}<br>…<mark>{_e(src.snippet)}</mark>…</div></div>')
         parts.append(f'<div class="cluster" data-verdict="{_e(it.index_verdict)}">'
                      f'<div class="gallery">{_thumb(result, i, False)}</div>'
                      f'<span class="v-{_e(it.index_verdict)}">{_e(it.index_verdict)}</span> of indexed item '
-                     f'#{_e(m["id"])} {_e(m["path"])} (source {_e(m["source"])}, signal {_e(m["signal"])}, '
-                     f'score {_e(m["score"])}){detail}</div>')
+                     f'#{_e(m.id)} {_e(m.path)} (source {_e(m.source or "-")}, signal {_e(m.signal)}, '
+                     f'score {m.score:.2f}){detail}</div>')
 
     parts.append("<h2>All items</h2><table class=items><tr><th>path</th><th>media</th><th>verdict</th>"
                  "<th>cluster</th><th>note</th></tr>")

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 
 from .content import load_content
 from .errors import BadInputError, ProvenanceError
-from .index import Index
+from .checker import Index
 from .indexes.manifests import DisclosureRow, DisclosureStore
 from .manifest import (
     CA_FILE,
@@ -46,7 +46,7 @@ from .manifest import (
     parse_source_type,
     verify,
 )
-from .report import VERDICTS, Report, verdict_rank
+from .report import VERDICTS, Match, Report, verdict_rank
 
 __all__ = [
     "DISCLOSED_SOURCE",
@@ -298,8 +298,8 @@ def _record(idx: Index, outcome: DisclosureOutcome, signer_sha: str) -> None:
 class LookupHit:
     """A catalog item that matches the looked-up file and has recorded disclosures.
 
-    ``closeness`` holds the per-signal evidence in short form: Hamming distances and the
-    dihedral transform for images; copied-word coverage, longest run and cosine for text.
+    ``closeness`` holds every signal's value, threshold and a one-line summary of its evidence
+    (Hamming distance and transform for images, copied words or cosine for text).
     ``disclosures`` are newest first; each comes with ``manifest_status``, the current
     ``verify`` status of the recorded file (``missing`` when it is gone, ``replaced`` when
     its bytes changed since the disclosure).
@@ -348,24 +348,9 @@ class LookupResult:
                 "hits": [h.to_dict() for h in self.hits]}
 
 
-def _closeness(evidence: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for sig in ("pdq", "phash"):
-        ev = evidence.get(sig)
-        if ev:
-            out[sig] = {"distance": ev["distance"], "threshold": ev["threshold"],
-                        "bits": ev["bits"], "transform": ev["transform"]}
-    shingle = evidence.get("text-shingle")
-    if shingle:
-        out["text-shingle"] = {k: shingle[k] for k in
-                               ("draft_coverage", "source_coverage", "longest_run_words",
-                                "threshold_words")}
-    embed = evidence.get("text-embed")
-    if embed:
-        out["text-embed"] = {"max_cosine": embed["max_cosine"], "threshold": embed["threshold"]}
-    if "sha256" in evidence:
-        out["sha256"] = evidence["sha256"].get("basis")
-    return out
+def _closeness(match: Match) -> dict[str, Any]:
+    """Per signal: its evidence, value, threshold, whether it passed, and a one-line summary."""
+    return {o.signal: {**o.to_dict(), "summary": o.summary()} for o in match.observations}
 
 
 def _recorded_status(row: DisclosureRow) -> str:
@@ -405,7 +390,7 @@ def lookup(idx: Index, path: Path, *, min_verdict: str = "near-duplicate") -> Lo
     by_item = store.for_items(m.id for m in kept)
     hits = [LookupHit(item_id=m.id, verdict=m.verdict, signal=m.signal, score=m.score,
                       distance=m.distance, threshold=m.threshold,
-                      closeness=_closeness(m.evidence), disclosures=by_item[m.id],
+                      closeness=_closeness(m), disclosures=by_item[m.id],
                       manifest_status=[_recorded_status(r) for r in by_item[m.id]])
             for m in kept if m.id in by_item]
     # Closest first; among equally close items (the same pixels disclosed twice), the newest

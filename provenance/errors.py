@@ -32,3 +32,7 @@ class MissingComponentError(ProvenanceError):
 
 class ManifestError(ProvenanceError):
     """A disclosure manifest cannot be built, signed, embedded or read."""
+
+
+class UnknownItemError(ProvenanceError):
+    """No live item has the id the caller gave (a usage error: list ids with ``provenance items``)."""

@@ -25,9 +25,8 @@ import numpy as np
 from .content import Content, load_content
 from .errors import BadInputError
 from .files import iter_files
-from .index import Index
+from .checker import Index
 from .signals import SignalSkipped
-from .signals.base import hamming
 from .textnorm import sentence_spans, tokenize
 from .transforms import FAMILIES, TEXT_FAMILIES, make_copy
 
@@ -43,8 +42,10 @@ class FamilyResult:
     family: str
     n: int
     recall: float
-    #: Median raw value against the true original: PDQ bits (images) or aligned words (text).
+    #: Median raw value of ``value_signal`` against the true original.
     median_value: float | None
+    #: The signal whose value ``median_value`` is (the first calibrated signal for the media).
+    value_signal: str = ""
 
 
 @dataclass
@@ -83,24 +84,7 @@ class EvalResult:
         return {"schema": "provenance.eval/1", **asdict(self)}
 
 
-class _EncodeOnce:
-    """Wrap ``EmbedSignal.fingerprint_many`` so that the check and the raw measurement of one draft
-    share a single encode (embedding is most of a text check's time)."""
-
-    def __init__(self, fingerprint_many: Callable) -> None:
-        self.inner = fingerprint_many
-        self.last: tuple[int, Any] | None = None
-
-    def __call__(self, contents):  # type: ignore[no-untyped-def]
-        if len(contents) == 1 and self.last is not None and self.last[0] == id(contents[0]):
-            return self.last[1]
-        out = self.inner(contents)
-        if len(contents) == 1:
-            self.last = (id(contents[0]), out)
-        return out
-
-
-def _suggest(signal: str, current: float, lower_is_closer: bool, true_vals: list[float],
+def suggest_threshold(signal: str, current: float, lower_is_closer: bool, true_vals: list[float],
              neg_vals: list[float], grid: list[float], target: float) -> Suggestion | None:
     if not true_vals or not neg_vals:
         return None
@@ -128,43 +112,31 @@ def _suggest(signal: str, current: float, lower_is_closer: bool, true_vals: list
     return Suggestion(signal, current, best, direction, fmr, rec, rec_c, fmr_c)
 
 
-def _image_values(idx: Index, content: Content, true_id: int | None) -> dict[str, float]:
-    """Per image signal: distance to the true item (copies) or to the nearest indexed item (held-out)."""
-    out: dict[str, float] = {}
-    for s in (idx.pdq, idx.phash):
-        try:
-            variants = [fps[0].value for _, fps in s.query_variants(content)]
-        except SignalSkipped:
-            continue
-        if true_id is not None:
-            stored = idx.catalog.item_fingerprints(true_id, s.name)
-            if stored:
-                out[s.name] = min(hamming(v, f) for v in variants for f in stored)
-        else:
-            q = np.frombuffer(b"".join(variants), dtype=np.uint8).reshape(len(variants), -1)
-            d, i = idx.vectors(s).search(q, 1)
-            if d.size and (i >= 0).any():
-                out[s.name] = float(d[i >= 0].min())
+def _precompute(idx: Index, content: Content) -> dict[str, Any]:
+    """Query variants of the signals worth computing once (models, decoded images) for several checks."""
+    out: dict[str, Any] = {}
+    for s in idx.signals:
+        if s.compute != "inline" and s.accepts(content.media):
+            try:
+                out[s.name] = s.query_variants(content)
+            except SignalSkipped as exc:
+                out[s.name] = exc
     return out
 
 
-def _text_values(idx: Index, content: Content, true_id: int | None) -> dict[str, float]:
-    """Longest aligned run (words) and best passage cosine with the true item, or with any item."""
-    runs = idx.longest_runs(content)
-    out: dict[str, float] = {idx.shingle.name: float(runs.get(true_id, 0) if true_id is not None
-                                                      else max(runs.values(), default=0))}
-    fps = idx.embed.fingerprint_many([content])[0]
-    if isinstance(fps, list) and fps:
-        q = np.stack([f.value for f in fps])
-        if true_id is not None:
-            stored = idx.catalog.item_fingerprints(true_id, idx.embed.name)
-            if stored:
-                m = np.frombuffer(b"".join(stored), dtype=np.float32).reshape(len(stored), -1)
-                out[idx.embed.name] = float((q @ m.T).max())
-        else:
-            sims, ids = idx.vectors(idx.embed).search(q, 1)
-            if sims.size and (ids >= 0).any():
-                out[idx.embed.name] = float(sims[ids >= 0].max())
+def _values(idx: Index, content: Content, true_id: int | None, pre: Any) -> dict[str, float]:
+    """Per calibrated signal: its value against the true item (copies), or its closest value against any
+    indexed item (held-out files; a signal that finds nothing counts as the farthest value)."""
+    seen = idx.observe(content, precomputed=pre, only=[true_id] if true_id is not None else None)
+    out: dict[str, float] = {}
+    for s in idx.signals:
+        if not s.calibration_grid or not s.accepts(content.media):
+            continue
+        vals = [o.value for obs in seen.observations.values() for o in obs if o.signal == s.name]
+        if vals:
+            out[s.name] = min(vals) if s.lower_is_closer else max(vals)
+        elif true_id is None:
+            out[s.name] = float("inf") if s.lower_is_closer else float("-inf")
     return out
 
 
@@ -220,7 +192,6 @@ def evaluate(directory: Path | str, *, sample: int = 50, seed: int = 0, target_f
     neg_vals: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="provenance-eval-") as tmp:
         idx = Index.open(Path(workdir or tmp) / "eval-index", create=True)
-        idx.embed.fingerprint_many = _EncodeOnce(idx.embed.fingerprint_many)  # type: ignore[method-assign]
         try:
             for media, items in by_media.items():
                 if len(items) < 2:
@@ -231,7 +202,7 @@ def evaluate(directory: Path | str, *, sample: int = 50, seed: int = 0, target_f
                 say(f"indexing {len(originals)} {media} originals")
                 added = idx.add_contents(originals, source="eval")
                 fams = list(FAMILIES) if media == "image" else list(TEXT_FAMILIES)
-                key = idx.pdq.name if media == "image" else idx.shingle.name
+                key = next((s.name for s in idx.signals if s.calibration_grid and s.accepts(media)), "")
                 per_family: dict[str, list[tuple[bool, float | None]]] = {f: [] for f in fams}
                 say(f"checking {len(originals)} x {len(fams)} transformed {media} copies")
                 for k, (orig, res) in enumerate(zip(originals, added)):
@@ -245,8 +216,9 @@ def evaluate(directory: Path | str, *, sample: int = 50, seed: int = 0, target_f
                             assert orig.text is not None
                             host = held[k % len(held)].text if held else None
                             copy = load_content(_text_copy(orig.text, host, fam, frng))
-                        rep = idx.check_content(copy)
-                        vals = (_image_values if media == "image" else _text_values)(idx, copy, res.id)
+                        pre = _precompute(idx, copy)
+                        rep = idx.check_content(copy, precomputed=pre)
+                        vals = _values(idx, copy, res.id, pre)
                         for s, v in vals.items():
                             true_vals.setdefault(s, []).append(v)
                         per_family[fam].append((any(m.id == res.id for m in rep.matches), vals.get(key)))
@@ -254,25 +226,23 @@ def evaluate(directory: Path | str, *, sample: int = 50, seed: int = 0, target_f
                     vs = [v for _, v in rows if v is not None]
                     result.families.append(FamilyResult(media, fam, len(rows),
                                                         float(np.mean([ok for ok, _ in rows])) if rows else 0.0,
-                                                        float(statistics.median(vs)) if vs else None))
+                                                        float(statistics.median(vs)) if vs else None, key))
                 say(f"checking {len(held)} held-out {media} files")
                 matched = 0
                 for c in held:
-                    rep = idx.check_content(c)
+                    pre = _precompute(idx, c)
+                    rep = idx.check_content(c, precomputed=pre)
                     matched += rep.verdict != "original"
-                    for s, v in (_image_values if media == "image" else _text_values)(idx, c, None).items():
-                        neg_vals.setdefault(s, []).append(v)
+                    for name, v in _values(idx, c, None, pre).items():
+                        neg_vals.setdefault(name, []).append(v)
                 result.false_match_rate[media] = matched / len(held) if held else 0.0
         finally:
             idx.close()
 
-    grids = {"pdq": (True, [float(t) for t in range(0, 129)]), "phash": (True, [float(t) for t in range(0, 33)]),
-             "text-shingle": (False, [float(t) for t in range(5, 61)]),
-             "text-embed": (False, [round(0.5 + 0.01 * i, 2) for i in range(50)])}
-    current = {s.name: s.threshold for s in (idx.pdq, idx.phash, idx.shingle, idx.embed)}
-    for name, (lower, grid) in grids.items():
-        if name in true_vals:
-            sug = _suggest(name, current[name], lower, true_vals[name], neg_vals.get(name, []), grid, target_fmr)
+    for sig in idx.signals:
+        if sig.name in true_vals:
+            sug = suggest_threshold(sig.name, sig.threshold, sig.lower_is_closer, true_vals[sig.name],
+                           neg_vals.get(sig.name, []), list(sig.calibration_grid), target_fmr)
             if sug:
                 result.suggestions.append(sug)
     return result

@@ -1,18 +1,26 @@
 """Reports: the verdict for one input, with matches and the evidence a person can check.
 
-``decide`` is the one place where signal observations become a verdict; it is pure and table-tested.
+Signals say what they measured as :class:`Observation` objects, each carrying typed :class:`Evidence`.
+``decide`` is the one place where observations become a verdict, and the one place where rules that
+combine signals live (a signal may declare a looser threshold that applies only when another signal
+corroborates: :class:`Relaxation`). It is pure and table-tested.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
 Verdict = Literal["exact", "near-duplicate", "paraphrase", "original"]
 
 #: Strongest first. ``--fail-on V`` fails for V and anything stronger.
 VERDICTS: tuple[Verdict, ...] = ("exact", "near-duplicate", "paraphrase", "original")
+#: Report schema. ``/1`` plus additive fields only: ``near_misses`` on reports, ``rule`` and ``passed`` in
+#: every signal's evidence.
 SCHEMA = "provenance.report/1"
+#: Most near misses listed on a report.
+MAX_NEAR_MISSES = 3
 
 
 def verdict_rank(v: str) -> int:
@@ -21,8 +29,69 @@ def verdict_rank(v: str) -> int:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A character range of a text, with a short snippet of it."""
+
+    start: int
+    end: int
+    snippet: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"start": self.start, "end": self.end, "snippet": self.snippet}
+
+
+class Evidence:
+    """What a signal saw on one (input, indexed item) pair, in a form a person can check.
+
+    Subclasses are dataclasses owned by their signal; renderers (table, JSON, CSV, HTML) use only these
+    methods, never the signal's name.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the fields of the dataclass, nested spans as dicts)."""
+        return _jsonable(dataclasses.asdict(self))  # type: ignore[call-overload]
+
+    def summary(self) -> str:
+        """One line for tables and logs."""
+        raise NotImplementedError
+
+    def details(self) -> list[str]:
+        """Further lines a table may show under the summary (e.g. the copied passages)."""
+        return []
+
+    def span_pairs(self) -> list[tuple[Span, Span]]:
+        """``(draft span, source span)`` pairs for text evidence (what the HTML report highlights)."""
+        return []
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, float):
+        return round(v, 4)
+    return v
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """A looser threshold that applies when another signal corroborates the pair.
+
+    It applies when ``corroborator``'s observation of the same pair is within ``within`` (same direction
+    as its own threshold), or when that signal has no observation of the pair at all (it could not speak,
+    e.g. an image below PDQ's quality gate).
+    """
+
+    threshold: float
+    corroborator: str
+    within: float
+
+
+@dataclass(frozen=True)
 class Observation:
-    """One signal's best value against one indexed item."""
+    """One signal's best value on one (input, indexed item) pair."""
 
     signal: str
     value: float
@@ -30,43 +99,122 @@ class Observation:
     #: True for distances (Hamming bits), False for similarities and lengths (higher is closer).
     lower_is_closer: bool
     #: What a passing value says about the pair.
-    verdict_on_match: str
+    verdict_on_match: Verdict
+    #: Closeness in [0, 1] for ranking (1 = identical).
+    score: float = 0.0
+    evidence: Evidence | None = None
+    relaxation: Relaxation | None = None
+    #: Which threshold rule applied (set by :func:`resolve`).
+    rule: str = ""
 
     @property
     def passed(self) -> bool:
+        """Whether the value passes this observation's threshold."""
         return self.value <= self.threshold if self.lower_is_closer else self.value >= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        """The evidence's fields plus the value, threshold, rule and whether it passed."""
+        out = self.evidence.to_dict() if self.evidence is not None else {}
+        out.update(value=round(self.value, 4), threshold=self.threshold, passed=self.passed)
+        if self.rule:
+            out["rule"] = self.rule
+        return out
+
+    def summary(self) -> str:
+        """One line: the evidence's summary, then how the value compares with the threshold."""
+        op = "<=" if self.lower_is_closer else ">="
+        head = self.evidence.summary() if self.evidence is not None else f"{self.value:g}"
+        verdict = "passes" if self.passed else "below the bar"
+        return f"{head} ({verdict}: {op} {self.threshold:g}{', ' + self.rule if self.rule else ''})"
+
+
+def resolve(observations: Sequence[Observation]) -> list[Observation]:
+    """The observations with every :class:`Relaxation` settled: a relaxed observation gets the looser
+    threshold when its corroborator agrees (or could not speak), and ``rule`` says which applied."""
+    by_signal = {o.signal: o for o in observations}
+    out = []
+    for o in observations:
+        r = o.relaxation
+        if r is None:
+            out.append(o)
+            continue
+        other = by_signal.get(r.corroborator)
+        if other is None:
+            out.append(dataclasses.replace(o, threshold=r.threshold, rule=f"{r.corroborator} unavailable"))
+        elif (other.value <= r.within) if other.lower_is_closer else (other.value >= r.within):
+            op = "<=" if other.lower_is_closer else ">="
+            out.append(dataclasses.replace(o, threshold=r.threshold,
+                                           rule=f"corroborated by {r.corroborator} {op} {r.within:g}"))
+        else:
+            out.append(dataclasses.replace(o, rule="alone"))
+    return out
 
 
 def decide(observations: Sequence[Observation]) -> Verdict:
-    """The verdict for one (input, indexed item) pair: the strongest verdict of any passing signal."""
-    best: Verdict = "original"
-    for obs in observations:
-        if obs.passed and verdict_rank(obs.verdict_on_match) < verdict_rank(best):
-            best = obs.verdict_on_match  # type: ignore[assignment]
-    return best
+    """The verdict for one (input, indexed item) pair: the strongest verdict of any passing signal, after
+    :func:`resolve` has settled the rules that combine signals."""
+    return decisive(resolve(observations))[0]
+
+
+def decisive(resolved: Sequence[Observation]) -> tuple[Verdict, Observation | None]:
+    """The verdict of already resolved observations and the observation that decided it (the closest
+    passing one of the strongest verdict)."""
+    passing = [o for o in resolved if o.passed]
+    if not passing:
+        return "original", None
+    best = min(passing, key=lambda o: (verdict_rank(o.verdict_on_match), -o.score))
+    return best.verdict_on_match, best
 
 
 @dataclass
 class Match:
-    """A matched indexed item and why it matched."""
+    """An indexed item and what every signal observed about it."""
 
     id: int
     path: str | None
     source: str | None
     media: str
     verdict: Verdict
-    #: The signal that decided the verdict.
+    #: The signal that decided the verdict (for a near miss: the closest signal).
     signal: str
-    #: Hamming distance (binary signals) or ``None``.
+    #: Hamming distance (distance signals) or ``None``.
     distance: float | None
-    #: Similarity in [0, 1] (cosine, or share of the draft's words in copied regions).
+    #: Closeness in [0, 1] of the deciding observation.
     score: float
     threshold: float
-    evidence: dict[str, Any] = field(default_factory=dict)
+    observations: list[Observation] = field(default_factory=list)
+
+    @property
+    def evidence(self) -> dict[str, dict[str, Any]]:
+        """Every signal's evidence, JSON-ready, by signal name."""
+        return {o.signal: o.to_dict() for o in self.observations}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return asdict(self)
+        return {"id": self.id, "path": self.path, "source": self.source, "media": self.media,
+                "verdict": self.verdict, "signal": self.signal, "distance": self.distance,
+                "score": round(self.score, 4), "threshold": self.threshold, "evidence": self.evidence}
+
+    def lines(self) -> list[str]:
+        """What a table shows for this match: every observation's summary, then the details of the
+        deciding one."""
+        out = [f"{o.signal}: {o.summary()}" for o in self.observations]
+        deciding = next((o for o in self.observations if o.signal == self.signal), None)
+        if deciding is not None and deciding.evidence is not None:
+            out += deciding.evidence.details()
+        return out
+
+
+def match_from(item_id: int, path: str | None, source: str | None, media: str,
+               observations: Sequence[Observation]) -> Match:
+    """A :class:`Match` (verdict ``original`` for a near miss) from one pair's observations."""
+    resolved = resolve(observations)
+    verdict, best = decisive(resolved)
+    if best is None:  # a near miss: report the observation closest to its own threshold
+        best = max(resolved, key=lambda o: o.score)
+    return Match(id=item_id, path=path, source=source, media=media, verdict=verdict, signal=best.signal,
+                 distance=best.value if best.lower_is_closer else None, score=best.score,
+                 threshold=best.threshold, observations=list(resolved))
 
 
 @dataclass
@@ -81,6 +229,8 @@ class Report:
     matches: list[Match] = field(default_factory=list)
     #: Signals that said nothing about this input, with the reason.
     skipped: list[dict[str, str]] = field(default_factory=list)
+    #: The closest candidates that did not pass any threshold (so an ``original`` can be judged).
+    near_misses: list[Match] = field(default_factory=list)
 
     def fails(self, fail_on: str) -> bool:
         """Whether this report should fail a gate set at ``fail_on`` (a verdict, or ``never``)."""
@@ -97,8 +247,15 @@ class Report:
             "score": round(self.score, 4),
             "sha256": self.sha256,
             "matches": [m.to_dict() for m in self.matches],
+            "near_misses": [_near_miss(m) for m in self.near_misses],
             "skipped": self.skipped,
         }
+
+
+def _near_miss(m: Match) -> dict[str, Any]:
+    o = next(o for o in m.observations if o.signal == m.signal)
+    return {"id": m.id, "path": m.path, "source": m.source, "signal": o.signal, "value": round(o.value, 4),
+            "threshold": o.threshold, "summary": o.summary()}
 
 
 def reports_document(reports: Sequence[Report]) -> dict[str, Any]:

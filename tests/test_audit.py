@@ -85,9 +85,9 @@ def test_clusters_found_with_representative(audited):
     sizes = {m: _item(doc, Path(m).name)["size"] for m in photos["members"]}
     assert photos["representative"] == max(sizes, key=sizes.get)
     rotated_edges = [e for e in photos["edges"] if "photo-rotated" in e["a"] + e["b"]]
-    assert any("rotate" in e["signals"]["pdq"]["transform"] for e in rotated_edges)
+    assert any("rotate" in e["evidence"]["pdq"]["transform"] for e in rotated_edges)
     texts = by_members[frozenset({"essay.txt", "essay-copy.md"})]
-    shingle = texts["edges"][0]["signals"]["text-shingle"]
+    shingle = texts["edges"][0]["evidence"]["text-shingle"]
     assert shingle["passed"] and shingle["longest_run_words"] >= 12
     assert _item(doc, "unrelated.jpg")["verdict"] == "original"
     assert _item(doc, "unrelated.jpg")["cluster"] is None
@@ -118,7 +118,7 @@ def test_incremental_rerun_reuses_fingerprints(audited, tmp_path):
     args = ["audit", str(audited["archive"]), "--index", str(audited["index"]), "-q", "--exclude", "*.tmp"]
     code, stdout, _ = _run(*args, "--json", "-")
     second = json.loads(stdout)["summary"]
-    assert code == 3 and second["fingerprinted"] == 0 and second["embedded_texts"] == 0
+    assert code == 3 and second["fingerprinted"] == 0 and second["batch_fingerprinted"] == 0
     assert second["reused"] == first["files"]
     # A moved file is not re-decoded: its bytes are known by sha256.
     shutil.copy(audited["archive"] / "unrelated.jpg", audited["archive"] / "moved.jpg")

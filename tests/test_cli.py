@@ -61,7 +61,7 @@ def test_init_add_check_info_remove(env, photos):
     assert run("remove", "--index", idx, item).exit_code == 0
     r = run("check", "--index", idx, "--json", drafts / "draft-copied.md")
     assert r.exit_code == 0 and json.loads(r.stdout)["reports"][0]["verdict"] == "original"
-    assert run("remove", "--index", idx, item).exit_code == 4
+    assert run("remove", "--index", idx, item).exit_code == 2  # a missing id is a usage error
 
 
 def test_human_table_and_stdin(env, photos):

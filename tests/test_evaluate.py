@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from provenance.cli.main import main
-from provenance.evaluate import _suggest
+from provenance.evaluate import suggest_threshold as _suggest
 
 
 def _make_images(folder: Path, n: int = 6) -> None:

@@ -3,7 +3,7 @@
 import pytest
 from PIL import Image
 
-from provenance import Index, ProvenanceIndexError
+from provenance import Index, ProvenanceIndexError, UnknownItemError
 from provenance.content import load_content
 from provenance.samples import DRAFTS, SOURCES
 
@@ -93,7 +93,7 @@ def test_removed_items_never_match(index, photos):
         index.remove(r.id)
     assert index.check(photos["photo0"]).verdict == "original"
     assert index.check(DARWIN).verdict == "original"
-    with pytest.raises(ProvenanceIndexError, match="no live item"):
+    with pytest.raises(UnknownItemError, match="no live item"):
         index.remove(res[0].id)
     # Adding it back revives it.
     index.add([photos["photo0"]])

@@ -1,27 +1,63 @@
-"""Signal registry: the built-in signals plus any registered under the ``provenance.signals``
-entry-point group (each entry point names a :class:`Signal` subclass)."""
+"""The signal registry: the built-in signals plus any registered under the ``provenance.signals``
+entry-point group (each entry point names a :class:`Signal` subclass).
+
+Adding a built-in signal is one module and one line in ``BUILTIN``; a plugin is one module and one
+entry point in its own distribution (see ``examples/``).
+"""
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import entry_points
+from typing import Any, Mapping
 
-from .base import Fingerprint, Signal, SignalSkipped, hamming
+from ..errors import MissingComponentError
+from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Variants, hamming
+from .embedding import EmbedSignal
+from .exact import ExactSignal
 from .image import DIHEDRAL, PDQSignal, PHashSignal
-from .text import EmbedSignal, ShingleSignal
+from .text import ShingleSignal
 
-BUILTIN: dict[str, type[Signal]] = {
-    cls.name: cls for cls in (PDQSignal, PHashSignal, ShingleSignal, EmbedSignal)
-}
+#: Built-in signals, in the order reports list them.
+BUILTIN: tuple[type[Signal], ...] = (ExactSignal, PDQSignal, PHashSignal, ShingleSignal, EmbedSignal)
+
+#: Entry-point group through which other distributions register signals.
+ENTRY_POINT_GROUP = "provenance.signals"
 
 
 def available() -> dict[str, type[Signal]]:
     """Every known signal class by name: built-ins first, then entry points (which cannot shadow them)."""
-    found = dict(BUILTIN)
-    for ep in entry_points(group="provenance.signals"):
-        if ep.name not in found:
-            found[ep.name] = ep.load()
+    found: dict[str, type[Signal]] = {cls.name: cls for cls in BUILTIN}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in found:
+            continue
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not take the product down
+            print(f"warning: signal plugin {ep.name} ({ep.value}) cannot be loaded: {exc}", file=sys.stderr)
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, Signal)):
+            print(f"warning: entry point {ep.name} ({ep.value}) is not a provenance Signal subclass",
+                  file=sys.stderr)
+            continue
+        found[ep.name] = cls
     return found
 
 
-__all__ = ["BUILTIN", "DIHEDRAL", "EmbedSignal", "Fingerprint", "PDQSignal", "PHashSignal", "ShingleSignal",
-           "Signal", "SignalSkipped", "available", "hamming"]
+def load_signals(options: Mapping[str, Any] | None = None) -> list[Signal]:
+    """One instance of every available signal, built with ``options`` (e.g. ``model_path``)."""
+    opts = dict(options or {})
+    out = []
+    for name, cls in available().items():
+        try:
+            out.append(cls.from_options(opts))
+        except MissingComponentError:
+            raise
+        except Exception as exc:
+            raise MissingComponentError(f"signal {name} cannot start: {type(exc).__name__}: {exc}") from exc
+    return out
+
+
+__all__ = ["BUILTIN", "DIHEDRAL", "ENTRY_POINT_GROUP", "EmbedSignal", "ExactSignal", "Fingerprint",
+           "PDQSignal", "PHashSignal", "ShingleSignal", "Signal", "SignalIndex", "SignalSkipped", "Variants",
+           "available", "hamming", "load_signals"]

@@ -1,21 +1,40 @@
-"""The signal interface: one small class per fingerprinting method.
+"""The signal contract: everything needed to find one kind of copy, in one place.
 
-A signal turns :class:`~provenance.content.Content` into fingerprints, says which index kind stores
-them (``binary`` Hamming, ``float`` inner product, or ``catalog`` for exact lookups in SQLite), and
-gives a reference ``distance`` that the index search must agree with (the tests check it).
+A :class:`Signal` turns :class:`~provenance.content.Content` into fingerprints (what ``add`` stores) and
+query variants (what ``check`` searches with, labelled by the transform they undo). Its
+:meth:`Signal.index` returns a :class:`SignalIndex`, the adapter that knows how this signal's fingerprints
+are stored in an index, how candidates are found for a query, and how one candidate is verified with the
+signal's reference distance into an :class:`~provenance.report.Observation` carrying typed evidence.
+This is python-threatexchange's ``SignalType`` / ``SignalTypeIndex`` split.
+
+``Index.check``, ``audit`` and ``eval`` loop over the registered signals through this interface and never
+name one; rules that combine signals live in :func:`provenance.report.decide`.
 """
 
 from __future__ import annotations
 
+import base64
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Mapping, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 from ..content import Content
+from ..report import Observation, Relaxation, Verdict
 
+if TYPE_CHECKING:
+    from ..indexes.catalog import Catalog, ItemRow, NewItem
+    from ..indexes.vectors import VectorIndex
+
+#: Where a signal's fingerprints live: ``binary`` (FAISS Hamming), ``float`` (FAISS inner product), or
+#: ``catalog`` (SQLite tables only: exact keys, shingle postings).
 IndexKind = Literal["binary", "float", "catalog"]
+#: Where ``audit`` computes a signal: ``worker`` (worker processes, cached: decoded-image signals),
+#: ``batch`` (the main process in batches, cached: model signals), ``inline`` (cheap, from the content).
+Compute = Literal["worker", "batch", "inline"]
+#: Query variants: ``(transform name, fingerprints)`` pairs.
+Variants = list[tuple[str, list["Fingerprint"]]]
 
 
 @dataclass
@@ -30,13 +49,87 @@ class Fingerprint:
     #: Word position of a text shingle (for alignment); ``None`` elsewhere.
     position: int | None = None
 
+    def value_bytes(self) -> bytes:
+        """The value as stored in the catalog (float vectors as little-endian float32)."""
+        if isinstance(self.value, np.ndarray):
+            return np.ascontiguousarray(self.value, dtype=np.float32).tobytes()
+        return bytes(self.value)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form for caches (bytes as base64, vectors flagged)."""
+        out: dict[str, Any] = {"v": base64.b64encode(self.value_bytes()).decode("ascii")}
+        if isinstance(self.value, np.ndarray):
+            out["f32"] = True
+        for k in ("start", "end", "quality", "position"):
+            if getattr(self, k) is not None:
+                out[k] = getattr(self, k)
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Fingerprint":
+        """Inverse of :meth:`to_json`."""
+        raw = base64.b64decode(d["v"])
+        value: bytes | np.ndarray = np.frombuffer(raw, dtype=np.float32).copy() if d.get("f32") else raw
+        return cls(value, d.get("start"), d.get("end"), d.get("quality"), d.get("position"))
+
 
 class SignalSkipped(Exception):
     """Raised by ``fingerprint`` when the signal cannot say anything useful about this content."""
 
 
+class Store(Protocol):
+    """What an adapter may use of an index: the catalog and the FAISS index of a signal."""
+
+    catalog: "Catalog"
+
+    def vectors(self, signal: "Signal") -> "VectorIndex":
+        """The FAISS index of ``signal``, caught up with the catalog."""
+        ...
+
+
+Q = TypeVar("Q")
+
+
+class SignalIndex(ABC, Generic[Q]):
+    """How one signal is stored in, searched in and verified against one index.
+
+    ``prepare`` turns query variants into the adapter's own query object (``Q``); ``candidates`` finds
+    indexed items worth verifying; ``verify`` measures one item with the signal's reference distance.
+    The self-join that ``audit`` needs is the same search run with each archive item as the query
+    (:meth:`provenance.checker.Index.self_join`), so archive pairs follow exactly ``check``'s rules.
+    """
+
+    def __init__(self, signal: "Signal", store: Store) -> None:
+        self.signal = signal
+        self.store = store
+
+    def store_fingerprints(self, fingerprints: Sequence[Fingerprint], item: "NewItem") -> None:
+        """Put an item's fingerprints into its catalog row set (default: the ``fingerprints`` table)."""
+        item.fingerprints.extend((self.signal.name, f.start, f.end, f.value_bytes()) for f in fingerprints)
+
+    @abstractmethod
+    def prepare(self, content: Content, variants: Variants | None) -> Q:
+        """The query for ``content``, from cached query variants when given (``audit`` passes them), else
+        computed from the content. Raise ``SignalSkipped`` to stay silent."""
+
+    @abstractmethod
+    def candidates(self, query: Q) -> list[int]:
+        """Ids of indexed items worth verifying, best first (removed items may appear; they are dropped)."""
+
+    @abstractmethod
+    def verify(self, query: Q, content: Content, item: "ItemRow") -> Observation | None:
+        """This signal's observation of (query, item), or ``None`` when it has nothing to say."""
+
+    def observation(self, value: float, score: float, evidence: Any) -> Observation:
+        """An observation with this signal's threshold, direction, verdict and relaxation."""
+        s = self.signal
+        return Observation(s.name, float(value), s.threshold, s.lower_is_closer, s.verdict_on_match,
+                           score=float(score), evidence=evidence, relaxation=s.relaxation)
+
+
 class Signal(ABC):
-    """Base class of every signal. Subclasses set the class attributes and implement ``fingerprint``."""
+    """Base class of every signal. Subclasses set the class attributes and implement ``fingerprint``
+    and ``index``."""
 
     #: Stable identifier stored in the catalog.
     name: ClassVar[str]
@@ -44,22 +137,38 @@ class Signal(ABC):
     version: ClassVar[int]
     media: ClassVar[frozenset[str]]
     index_kind: ClassVar[IndexKind]
-    #: Bits (binary) or floats (float) per fingerprint; 0 for catalog signals.
-    dim: ClassVar[int] = 0
-    #: Match threshold: a maximum distance (binary) or a minimum similarity (float).
+    compute: ClassVar[Compute] = "inline"
+    #: False for signals that need nothing stored per item (exact identity reads the item row itself).
+    stores_fingerprints: ClassVar[bool] = True
+    #: Match threshold: a maximum distance (``lower_is_closer``) or a minimum value.
     threshold: ClassVar[float]
+    lower_is_closer: ClassVar[bool] = False
     #: Where the default threshold comes from (shown in ``provenance info`` and reports).
     threshold_source: ClassVar[str] = ""
     #: The verdict a passing match of this signal supports (see :func:`provenance.report.decide`).
-    verdict_on_match: ClassVar[str] = "near-duplicate"
+    verdict_on_match: ClassVar[Verdict] = "near-duplicate"
+    #: A looser threshold that applies when another signal corroborates (see ``report.Relaxation``).
+    relaxation: ClassVar[Relaxation | None] = None
+    #: Values ``provenance eval`` tries when it suggests a threshold for this signal.
+    calibration_grid: ClassVar[tuple[float, ...]] = ()
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> "Signal":
+        """Build the signal from index options (e.g. ``model_path``); the default ignores them."""
+        return cls()
+
+    @property
+    def dim(self) -> int:
+        """Bits (binary) or floats (float) per fingerprint; 0 for catalog signals."""
+        return 0
 
     def model_id(self) -> str:
         """Identity of whatever beyond the code shapes the fingerprints (a model); '' if none."""
         return ""
 
-    def accepts(self, content: Content) -> bool:
-        """Whether this signal handles ``content``'s media."""
-        return content.media in self.media
+    def accepts(self, media: str) -> bool:
+        """Whether this signal handles content of ``media`` (``text`` or ``image``)."""
+        return media in self.media
 
     @abstractmethod
     def fingerprint(self, content: Content) -> list[Fingerprint]:
@@ -75,9 +184,18 @@ class Signal(ABC):
                 out.append(exc)
         return out
 
-    def query_variants(self, content: Content) -> list[tuple[str, list[Fingerprint]]]:
+    def query_variants(self, content: Content) -> Variants:
         """Fingerprints to *search* with, labelled by the transform they undo (default: as stored)."""
         return [("identity", self.fingerprint(content))]
+
+    def stored_from_variants(self, variants: Variants) -> list[Fingerprint]:
+        """The fingerprints ``fingerprint`` would store, taken from cached query variants (so ``audit
+        --add`` needs no second decode). Default: the ``identity`` variant."""
+        return [f for name, fps in variants if name == "identity" for f in fps]
+
+    @abstractmethod
+    def index(self, store: Store) -> SignalIndex[Any]:
+        """This signal's adapter over ``store``."""
 
     def distance(self, a: bytes | np.ndarray, b: bytes | np.ndarray) -> float:
         """Reference distance (binary: Hamming bits) or similarity (float: inner product)."""
@@ -85,9 +203,12 @@ class Signal(ABC):
             return hamming(bytes(a), bytes(b))
         return float(np.dot(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)))
 
-    def is_match(self, score: float) -> bool:
-        """Whether a distance (binary) or similarity (float) passes this signal's threshold."""
-        return score <= self.threshold if self.index_kind == "binary" else score >= self.threshold
+    def describe(self) -> dict[str, Any]:
+        """What ``provenance info`` shows about this signal."""
+        return {"name": self.name, "version": self.version, "media": sorted(self.media),
+                "index": self.index_kind, "dim": self.dim if self.index_kind != "catalog" else None,
+                "model": self.model_id() or None, "threshold": self.threshold,
+                "threshold_source": self.threshold_source, "verdict_on_match": self.verdict_on_match}
 
 
 def hamming(a: bytes, b: bytes) -> int:

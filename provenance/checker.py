@@ -1,0 +1,436 @@
+"""The originality index: add content, check drafts and images against it, remove items.
+
+An index is a directory: ``catalog.sqlite`` (source of truth) and ``faiss/<signal>.faiss`` snapshots.
+Everything the CLI does goes through :class:`Index`, and :class:`Index` goes through the signal interface
+(:mod:`provenance.signals.base`) for everything signal-specific: it never names a signal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
+
+from .content import Content, Source, load_content
+from .errors import BadInputError, ProvenanceIndexError, UnknownItemError
+from .indexes.catalog import Catalog, ItemRow, NewItem
+from .indexes.vectors import VectorIndex
+from .report import MAX_NEAR_MISSES, Match, Observation, Report, match_from, verdict_rank
+from .signals import Fingerprint, Signal, SignalIndex, SignalSkipped, Variants, load_signals
+from .signals.exact import text_key
+
+#: Environment variable naming the index directory when ``--index`` is not given.
+INDEX_ENV = "PROVENANCE_INDEX"
+#: Directory used when neither ``--index`` nor ``PROVENANCE_INDEX`` is set (relative to the working
+#: directory, like ``.git``): one index per project folder.
+DEFAULT_INDEX_DIR = ".provenance"
+#: Most matches listed per report.
+MAX_MATCHES = 10
+
+#: Per signal name: cached query variants (what ``audit`` computed in its workers), or why it skipped.
+Precomputed = Mapping[str, Union[Variants, SignalSkipped]]
+
+
+def default_index_path() -> Path:
+    """``$PROVENANCE_INDEX`` if set, else ``./.provenance``."""
+    return Path(os.environ.get(INDEX_ENV) or DEFAULT_INDEX_DIR)
+
+
+@dataclass
+class AddResult:
+    """What happened to one input of :meth:`Index.add`."""
+
+    name: str
+    status: str  # "added", "exists" or "error"
+    id: int | None = None
+    media: str | None = None
+    error: str | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Observed:
+    """Everything one check observed: per candidate item, every signal's observation."""
+
+    items: dict[int, ItemRow]
+    observations: dict[int, list[Observation]]
+    skipped: list[dict[str, str]]
+
+
+class Index:
+    """An originality index on disk.
+
+    >>> with Index.open("my-index", create=True) as idx:      # doctest: +SKIP
+    ...     idx.add(["old-post.md", "photo.jpg"], source="blog")
+    ...     report = idx.check("draft.md")
+    ...     report.verdict
+    'near-duplicate'
+    """
+
+    def __init__(self, path: Path | str, *, create: bool = False, model_path: Path | str | None = None,
+                 signals: Sequence[Signal] | None = None) -> None:
+        self.path = Path(path)
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not (self.path / "catalog.sqlite").exists():
+            raise ProvenanceIndexError(
+                f"{self.path}: no index here; create it with `provenance init --index {self.path}`")
+        self.catalog = Catalog(self.path / "catalog.sqlite", create=create)
+        self.signals: list[Signal] = list(signals) if signals is not None else \
+            load_signals({"model_path": model_path})
+        #: Signals installed after items were added: those items lack their fingerprints until
+        #: :meth:`rebuild` back-fills them.
+        self.pending: list[str] = self._register_signals()
+        self._adapters: dict[str, SignalIndex[Any]] = {}
+        self._vectors: dict[str, VectorIndex] = {}
+
+    def _register_signals(self) -> list[str]:
+        known = self.catalog.known_signals()
+        has_items = self.catalog.has_items()
+        pending = []
+        for s in self.signals:
+            mine = (s.version, s.model_id())
+            if s.name in known:
+                if known[s.name] != mine:
+                    v, m = known[s.name]
+                    raise ProvenanceIndexError(
+                        f"{self.path}: the catalog's {s.name} fingerprints were made by version {v} model "
+                        f"{m or '-'}, this installation makes version {mine[0]} model {mine[1] or '-'}; "
+                        "install the version that made this index, or build a new index and add the "
+                        "content to it again")
+            elif has_items and s.stores_fingerprints:
+                pending.append(s.name)
+            else:
+                self.catalog.record_signal(s.name, *mine)
+        return pending
+
+    @classmethod
+    def open(cls, path: Path | str | None = None, *, create: bool = False,
+             model_path: Path | str | None = None) -> "Index":
+        """Open the index at ``path`` (default: :func:`default_index_path`), creating it if asked."""
+        return cls(path if path is not None else default_index_path(), create=create, model_path=model_path)
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Save index snapshots and close the catalog."""
+        self.flush()
+        self.catalog.close()
+
+    def signal(self, name: str) -> Signal:
+        """The installed signal called ``name``."""
+        for s in self.signals:
+            if s.name == name:
+                return s
+        raise ProvenanceIndexError(f"{self.path}: no signal named {name!r} is installed "
+                                   f"(installed: {', '.join(s.name for s in self.signals)})")
+
+    def adapter(self, signal: Signal) -> SignalIndex[Any]:
+        """``signal``'s adapter over this index (made once)."""
+        if signal.name not in self._adapters:
+            self._adapters[signal.name] = signal.index(self)
+        return self._adapters[signal.name]
+
+    def flush(self) -> None:
+        """Bring every FAISS snapshot up to date with the catalog and write it.
+
+        Snapshots this process never loaded are only loaded when the catalog has rows they lack, so a
+        ``check`` of one image does not read the (large) embedding snapshot just to close.
+        """
+        for s in self._vector_signals():
+            vi = self._vectors.get(s.name)
+            if vi is None:
+                on_disk = VectorIndex.snapshot_last_row(self.path / "faiss", s.name)
+                if on_disk is not None and on_disk >= self.catalog.max_fingerprint_id(s.name):
+                    continue
+                if on_disk is None and self.catalog.max_fingerprint_id(s.name) == 0:
+                    continue
+                vi = self.vectors(s)
+            vi.save()
+
+    def _vector_signals(self) -> list[Signal]:
+        return [s for s in self.signals if s.index_kind in ("binary", "float")]
+
+    def _new_vectors(self, signal: Signal) -> VectorIndex:
+        return VectorIndex(self.path / "faiss", signal.name, signal.version, signal.model_id(),
+                           signal.index_kind, signal.dim)  # type: ignore[arg-type]
+
+    def vectors(self, signal: Signal) -> VectorIndex:
+        """The FAISS index of ``signal``, loaded and caught up with the catalog."""
+        vi = self._vectors.get(signal.name)
+        if vi is None:
+            vi = self._new_vectors(signal)
+            vi.load(self.catalog)
+            self._vectors[signal.name] = vi
+        else:
+            vi.catch_up(self.catalog)  # another process may have added since
+        return vi
+
+    def rebuild(self) -> dict[str, Any]:
+        """Back-fill signals installed after items were added, then rebuild every FAISS index from the
+        catalog (after an upgrade, a new signal or a damaged snapshot)."""
+        out: dict[str, Any] = {}
+        if self.pending:
+            out["backfilled"] = self._backfill()
+        removed = self.catalog.removed_ids()
+        for s in self._vector_signals():
+            vi = self._new_vectors(s)
+            vi.catch_up(self.catalog)
+            for item_id in removed:
+                vi.remove(self.catalog.fingerprint_ids_of(item_id).get(s.name, []))
+            vi.dirty = True
+            vi.save()
+            self._vectors[s.name] = vi
+            out[s.name] = len(vi)
+        return out
+
+    def _backfill(self) -> dict[str, Any]:
+        """Fingerprint existing items with the pending signals: texts from the catalog, images from their
+        recorded path when the file is still there (the catalog keeps no pixels)."""
+        signals = [self.signal(n) for n in self.pending]
+        done, missing = 0, []
+        for item in list(self.catalog.iter_items()):
+            content = self._stored_content(item)
+            if content is None:
+                missing.append(item.path or f"item {item.id}")
+                continue
+            new = NewItem(item.sha256, item.path, item.source, item.media, item.size, {})
+            for s in signals:
+                if not s.accepts(content.media):
+                    continue
+                try:
+                    self.adapter(s).store_fingerprints(s.fingerprint(content), new)
+                except SignalSkipped:
+                    continue
+            self.catalog.add_fingerprints(item.id, new.fingerprints, new.shingles)
+            done += 1
+        if not missing:
+            for s in signals:
+                self.catalog.record_signal(s.name, s.version, s.model_id())
+            self.pending = []
+        return {"signals": [s.name for s in signals], "items": done, "unavailable": missing}
+
+    def _stored_content(self, item: ItemRow) -> Content | None:
+        text = self.catalog.text_of(item.id)
+        if text is not None:
+            return load_content(text, item.path or f"item {item.id}")
+        if item.path and Path(item.path).is_file():
+            try:
+                c = load_content(Path(item.path), item.path)
+            except BadInputError:
+                return None
+            return c if c.sha256 == item.sha256 else None
+        return None
+
+    # -- adding -----------------------------------------------------------------------------------
+    def add(self, sources: Iterable[Source] | Source, *, source: str | None = None,
+            batch_size: int = 32, on_result: Callable[[AddResult], None] | None = None) -> list[AddResult]:
+        """Add files, bytes or texts. Each input is one item; the same bytes twice stay one item.
+
+        A bad input becomes an ``AddResult`` with ``status="error"`` and the rest go on. ``source``
+        labels where the items came from (shown in matches). ``on_result`` is called per input.
+        """
+        if isinstance(sources, (str, bytes, Path)):
+            sources = [sources]
+        results: list[AddResult | None] = []  # in input order; pending slots are filled per batch
+        pending: list[tuple[int, Content]] = []
+
+        def emit(slot: int, r: AddResult) -> None:
+            results[slot] = r
+            if on_result:
+                on_result(r)
+
+        def flush() -> None:
+            for (slot, _), r in zip(pending, self.add_contents([c for _, c in pending], source=source)):
+                emit(slot, r)
+            pending.clear()
+
+        for src in sources:
+            results.append(None)
+            name = str(src) if isinstance(src, Path) else None
+            try:
+                pending.append((len(results) - 1, load_content(src, name)))
+            except BadInputError as exc:
+                emit(len(results) - 1, AddResult(name=exc.path or _label(src), status="error", error=str(exc)))
+                continue
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+        return [r for r in results if r is not None]
+
+    def add_contents(self, contents: Sequence[Content], *, source: str | None = None) -> list[AddResult]:
+        """Add already loaded contents (fingerprinting them in one batch per signal)."""
+        results: list[AddResult | None] = [None] * len(contents)
+        todo: list[int] = []
+        for i, c in enumerate(contents):
+            old = self.catalog.find_sha256(c.sha256)
+            if old is not None:
+                results[i] = AddResult(c.name, "exists", old.id, old.media)
+            else:
+                todo.append(i)
+        fps: dict[int, dict[str, list[Fingerprint]]] = {i: {} for i in todo}
+        skipped: dict[int, dict[str, str]] = {i: {} for i in todo}
+        for signal in self.signals:
+            idx = [i for i in todo if signal.accepts(contents[i].media)]
+            if not idx:
+                continue
+            for i, out in zip(idx, signal.fingerprint_many([contents[i] for i in idx])):
+                if isinstance(out, SignalSkipped):
+                    skipped[i][signal.name] = str(out)
+                else:
+                    fps[i][signal.name] = out
+        for i in todo:
+            results[i] = self.add_fingerprinted(contents[i], fps[i], skipped[i], source=source)
+        return [r for r in results if r is not None]
+
+    def add_fingerprinted(self, content: Content, fingerprints: Mapping[str, Sequence[Fingerprint]],
+                          skipped: Mapping[str, str], *, source: str | None = None,
+                          size: int | None = None) -> AddResult:
+        """Add one item whose fingerprints were computed (and cached) elsewhere, e.g. by ``audit``.
+
+        ``fingerprints`` maps a signal name to what its ``fingerprint`` returned; ``content.image`` may
+        be ``None`` and ``content.data`` empty (pass ``size``). Same storage as :meth:`add_contents`.
+        """
+        meta: dict[str, Any] = {"skipped": dict(skipped)} if skipped else {}
+        if content.media == "image" and content.original_size:
+            meta.update(format=content.image_format, width=content.original_size[0],
+                        height=content.original_size[1])
+        item = NewItem(sha256=content.sha256, path=content.name, source=source, media=content.media,
+                       size=size if size is not None else len(content.data), metadata=meta, text=content.text,
+                       text_key=text_key(content.text) if content.text is not None else None)
+        for s in self.signals:
+            if s.name in fingerprints:
+                self.adapter(s).store_fingerprints(fingerprints[s.name], item)
+        # add_item itself returns the existing id for bytes already present (one transaction, no race).
+        item_id, created = self.catalog.add_item(item)
+        return AddResult(content.name, "added" if created else "exists", item_id, content.media,
+                         skipped=dict(skipped) if created else {})
+
+    # -- removing ---------------------------------------------------------------------------------
+    def remove(self, item_id: int) -> ItemRow:
+        """Remove an item so it never matches again (:class:`UnknownItemError` if no live item has
+        this id)."""
+        item = self.catalog.remove_item(item_id)
+        if item is None:
+            raise UnknownItemError(f"{self.path}: no live item with id {item_id}; list the ids with "
+                                   f"`provenance items --index {self.path}`")
+        ids = self.catalog.fingerprint_ids_of(item_id)
+        for s in self._vector_signals():
+            if ids.get(s.name):
+                self.vectors(s).remove(ids[s.name])
+        return item
+
+    # -- checking ---------------------------------------------------------------------------------
+    def check(self, source: Source, name: str | None = None) -> Report:
+        """Check one file, bytes or text against the index and return its :class:`Report`."""
+        return self.check_content(load_content(source, name))
+
+    def check_text(self, text: str, name: str = "<text>") -> Report:
+        """Check ``text`` itself (never read as a file name)."""
+        return self.check_content(load_content(text, name))
+
+    def check_many(self, sources: Iterable[Source]) -> Iterator[Report | BadInputError]:
+        """Check several inputs; a bad one yields its :class:`BadInputError` and the rest go on."""
+        for src in sources:
+            try:
+                yield self.check(src, str(src) if isinstance(src, Path) else None)
+            except BadInputError as exc:
+                yield exc
+
+    def observe(self, content: Content, *, precomputed: Precomputed | None = None,
+                only: Iterable[int] | None = None) -> Observed:
+        """Every installed signal's observations of ``content`` against the items it finds.
+
+        Each signal that accepts the content prepares its query (from ``precomputed`` variants when
+        given), proposes candidates, and every candidate of the same media is verified by every such
+        signal, so the evidence shows all signals' values, not only the one that found the item. With
+        ``only``, those items are verified whether or not a search finds them (calibration).
+        """
+        pre = precomputed or {}
+        skipped: list[dict[str, str]] = []
+        queries: list[tuple[SignalIndex[Any], Any]] = []
+        for s in self.signals:
+            if not s.accepts(content.media):
+                continue
+            if s.name in self.pending:
+                skipped.append({"signal": s.name, "reason": (
+                    f"installed after items were added; older items are not searched until "
+                    f"`provenance rebuild --index {self.path}` back-fills them")})
+            cached = pre.get(s.name)
+            try:
+                if isinstance(cached, SignalSkipped):
+                    raise cached
+                adapter = self.adapter(s)
+                queries.append((adapter, adapter.prepare(content, cached)))
+            except SignalSkipped as exc:
+                skipped.append({"signal": s.name, "reason": str(exc)})
+        wanted: dict[int, None] = dict.fromkeys(only) if only is not None else {}
+        if only is None:
+            for adapter, q in queries:
+                wanted.update(dict.fromkeys(adapter.candidates(q)))
+        items = {i: row for i, row in self.catalog.get_items(wanted).items() if row.media == content.media}
+        observations: dict[int, list[Observation]] = {}
+        for item_id, row in items.items():
+            obs = [o for adapter, q in queries if (o := adapter.verify(q, content, row)) is not None]
+            if obs:
+                observations[item_id] = obs
+        return Observed(items, observations, skipped)
+
+    def check_content(self, content: Content, *, precomputed: Precomputed | None = None,
+                      exclude: Iterable[int] = (), only: Iterable[int] | None = None) -> Report:
+        """Check already loaded content (``precomputed`` and ``only``: see :meth:`observe`; ``exclude``:
+        item ids that must not count, e.g. the item itself in a self-join)."""
+        seen = self.observe(content, precomputed=precomputed, only=only)
+        skip = set(exclude)
+        matches, near = [], []
+        for item_id, obs in seen.observations.items():
+            if item_id in skip:
+                continue
+            row = seen.items[item_id]
+            m = match_from(item_id, row.path, row.source, row.media, obs)
+            (near if m.verdict == "original" else matches).append(m)
+        matches.sort(key=lambda m: (verdict_rank(m.verdict), -m.score, m.id))
+        near.sort(key=lambda m: (-m.score, m.id))
+        matches = matches[:MAX_MATCHES]
+        verdict = matches[0].verdict if matches else "original"
+        score = max((m.score for m in matches if m.verdict == verdict), default=0.0)
+        return Report(path=content.name, media=content.media, verdict=verdict, score=score,
+                      sha256=content.sha256, matches=matches, skipped=seen.skipped,
+                      near_misses=near[:MAX_NEAR_MISSES])
+
+    def self_join(self, queries: Iterable[tuple[int, Content, Precomputed]]) -> Iterator[tuple[int, Match]]:
+        """Pairs inside this index: each ``(item id, content, precomputed)`` checked against the others.
+
+        This is the self-join ``audit`` clusters with; it goes through the same adapters, verification
+        and :func:`~provenance.report.decide` as ``check``, so an archive pair and a checked draft are
+        judged by one rule. Yields ``(item id, match)`` for every passing pair (both directions).
+        """
+        for item_id, content, pre in queries:
+            for m in self.check_content(content, precomputed=pre, exclude=(item_id,)).matches:
+                yield item_id, m
+
+    # -- information ------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Counts, signals with their thresholds, and signals waiting for a back-fill."""
+        return {
+            "index": str(self.path),
+            "counts": self.catalog.counts(),
+            "signals": [{**s.describe(), "pending_backfill": s.name in self.pending} for s in self.signals],
+        }
+
+    def items(self) -> Iterator[ItemRow]:
+        """Every live item."""
+        return self.catalog.iter_items()
+
+
+def _label(src: Source) -> str:
+    if isinstance(src, bytes):
+        return "<bytes>"
+    if isinstance(src, str) and ("\n" in src or len(src) > 200):
+        return "<text>"
+    return str(src)
