@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from provenance.content import load_content
 from provenance.checker import Index
+from provenance.content import load_content
 from provenance.signals import PDQSignal, PHashSignal, SignalSkipped
 from provenance.transforms import make_copy
 

@@ -22,20 +22,20 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from provenance.content import load_content
 from provenance.checker import Index
-from provenance.signals.image import SEARCH_K
+from provenance.content import load_content
 from provenance.indexes.vectors import VectorIndex
 from provenance.signals import PDQSignal
+from provenance.signals.image import SEARCH_K
 from provenance.signals.text import passage_spans
 
 from .common import image_paths, log, read_jsonl, save_json, table
-
 
 #: Largest index the MinHash LSH baseline is built for: its pure-Python inserts take minutes and
 #: gigabytes beyond this on the benchmark machine.
@@ -158,7 +158,7 @@ def bench_scale(tmp: Path, sizes: list[int], repeat: int) -> dict[str, Any]:
         vi.index.add_with_ids(rng.integers(0, 256, (n, 32), dtype=np.uint8), np.arange(1, n + 1, dtype=np.int64))
         row["pdq_bytes_per_item"] = (_rss_mb() - rss0) * 2**20 / n
         row["pdq_search_ms"] = _median_time(lambda: vi.search(pdq_q, SEARCH_K), repeat) * 1000
-        del vi
+        vi = None  # free it before the next size
         # Baseline: imagehash-style 64-bit pHash, numpy brute force (one query, popcount of XOR).
         ph = rng.integers(0, 2**63, n, dtype=np.uint64)
         q = np.uint64(rng.integers(0, 2**63))
@@ -170,7 +170,7 @@ def bench_scale(tmp: Path, sizes: list[int], repeat: int) -> dict[str, Any]:
             np.argpartition(d, SEARCH_K)[:SEARCH_K]
 
         row["phash_brute_ms"] = _median_time(brute, repeat) * 1000
-        del ph
+        ph = None  # free it before the next size
         gc.collect()
         # Text: 384-d float flat inner-product, one query per draft passage.
         rss0 = _rss_mb()
@@ -183,7 +183,7 @@ def bench_scale(tmp: Path, sizes: list[int], repeat: int) -> dict[str, Any]:
             tv.index.add_with_ids(v, np.arange(i + 1, i + m + 1, dtype=np.int64))
         row["embed_bytes_per_item"] = (_rss_mb() - rss0) * 2**20 / n
         row["embed_search_ms"] = _median_time(lambda: tv.search(draft_q, SEARCH_K), max(3, repeat // 3)) * 1000
-        del tv
+        tv = None  # free it before the next size
         gc.collect()
         # Baseline: datasketch MinHash LSH (threshold 0.5, 128 permutations), one query.
         try:
@@ -201,7 +201,7 @@ def bench_scale(tmp: Path, sizes: list[int], repeat: int) -> dict[str, Any]:
             row["lsh_build_s"] = time.perf_counter() - t
             qm = MinHash(num_perm=128, hashvalues=hv[n_lsh // 2], scheme=scheme)
             row["lsh_query_ms"] = _median_time(lambda: lsh.query(qm), repeat) * 1000
-            del lsh, hv
+            lsh = hv = None  # free them before the next size
         except ImportError:
             pass
         gc.collect()

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from provenance.content import load_content
 from provenance.checker import Index, _Candidates
+from provenance.content import load_content
 from provenance.signals import EmbedSignal, ShingleSignal
 from provenance.textnorm import sentence_spans, tokenize
 from provenance.transforms import TEXT_FAMILIES
@@ -238,7 +238,7 @@ def run_planted(idx: Index, n_index: int, n_per_family: int, n_clean: int) -> di
                 true_id = ids[j]
             draft, a, b = _plant(host, passage, rng)
             query(draft, fam, true_id, (a, b))
-    for k in range(n_clean):
+    for _ in range(n_clean):
         query(hosts[hi % len(hosts)]["text"], "clean", None, None)
         hi += 1
     return {"n_indexed": len(indexed) + len(para_docs), "add_s": add_s, "rows": rows, "families": fams,

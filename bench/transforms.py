@@ -43,6 +43,7 @@ def augly_emoji(img: Image.Image, rng: random.Random) -> tuple[Image.Image, str]
 
 def augly_screenshot(img: Image.Image, rng: random.Random) -> tuple[Image.Image, str]:
     import os
+
     import augly.utils as utils
     template = rng.choice(("mobile.png", "web.png"))
     out = imaugs.overlay_onto_screenshot(

@@ -5,15 +5,25 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from ..checker import INDEX_ENV, Index, default_index_path
 from ..errors import ProvenanceError
-from .exit_codes import (EXIT_BAD_INPUT, EXIT_INDEX, EXIT_INTERRUPTED, EXIT_MANIFEST, EXIT_MATCH, EXIT_MISSING,
-                         EXIT_OK, EXIT_USAGE, exit_code_for)
+from .exit_codes import (
+    EXIT_BAD_INPUT,
+    EXIT_INDEX,
+    EXIT_INTERRUPTED,
+    EXIT_MANIFEST,
+    EXIT_MATCH,
+    EXIT_MISSING,
+    EXIT_OK,
+    EXIT_USAGE,
+    exit_code_for,
+)
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_INDEX", "EXIT_INTERRUPTED", "EXIT_MANIFEST", "EXIT_MATCH", "EXIT_MISSING",
            "EXIT_OK", "EXIT_USAGE", "echo_json", "handle_errors", "index_option", "open_index", "quiet_option",

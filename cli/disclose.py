@@ -18,6 +18,8 @@ from ..disclosure import (
     OriginalityRefusedError,
     disclose_content,
     import_signing_identity,
+)
+from ..disclosure import (
     lookup as lookup_disclosures,
 )
 from ..errors import BadInputError
@@ -27,6 +29,8 @@ from ..manifest import (
     load_signing_identity,
     new_signing_identity,
     parse_source_type,
+)
+from ..manifest import (
     verify as verify_file,
 )
 from .common import EXIT_MATCH, EXIT_OK, echo_json, handle_errors, index_option, open_index

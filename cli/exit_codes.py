@@ -5,8 +5,14 @@ Only the CLI knows exit codes; the library raises typed exceptions (:mod:`proven
 
 from __future__ import annotations
 
-from ..errors import (BadInputError, ManifestError, MissingComponentError, ProvenanceError, ProvenanceIndexError,
-                      UnknownItemError)
+from ..errors import (
+    BadInputError,
+    ManifestError,
+    MissingComponentError,
+    ProvenanceError,
+    ProvenanceIndexError,
+    UnknownItemError,
+)
 
 EXIT_OK = 0
 #: A verdict at or above ``--fail-on``.

@@ -8,12 +8,21 @@ from pathlib import Path
 
 import click
 
+from ..checker import AddResult
 from ..errors import BadInputError
 from ..files import iter_files
-from ..checker import AddResult
 from ..report import Report, reports_document
-from .common import (EXIT_BAD_INPUT, EXIT_MATCH, EXIT_OK, echo_json, handle_errors, index_option, open_index,
-                     quiet_option, warn)
+from .common import (
+    EXIT_BAD_INPUT,
+    EXIT_MATCH,
+    EXIT_OK,
+    echo_json,
+    handle_errors,
+    index_option,
+    open_index,
+    quiet_option,
+    warn,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,7 +113,7 @@ def add(paths: tuple[Path, ...], source_label: str | None, recursive: bool, excl
 
 
 class _NoBar:
-    def __enter__(self) -> "_NoBar":
+    def __enter__(self) -> _NoBar:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,10 +12,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .content import Content, load_content
 from .checker import AddResult, Index, default_index_path
-from .errors import (BadInputError, ManifestError, MissingComponentError, ProvenanceError, ProvenanceIndexError,
-                     UnknownItemError)
+from .content import Content, load_content
+from .errors import (
+    BadInputError,
+    ManifestError,
+    MissingComponentError,
+    ProvenanceError,
+    ProvenanceIndexError,
+    UnknownItemError,
+)
 from .report import SCHEMA, VERDICTS, Evidence, Match, Observation, Report, decide, reports_document
 from .signals import Signal, SignalIndex, SignalSkipped
 

@@ -23,14 +23,15 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .audit_cache import AuditState
-from .audit_workers import THUMB_SIDE, fingerprint_chunk, variants_to_json, variants_from_json
+from .audit_workers import THUMB_SIDE, fingerprint_chunk, variants_from_json, variants_to_json
 from .content import MAX_SIDE, Content
 from .files import iter_files
 from .report import VERDICTS, Match, Report, verdict_rank
@@ -104,7 +105,7 @@ class AuditItem:
                        image_format=r.get("image_format"),
                        original_size=(r["width"], r["height"]) if r.get("width") else None)
 
-    def precomputed(self) -> "Precomputed":
+    def precomputed(self) -> Precomputed:
         """The cached query variants in the shape :meth:`Index.check_content` accepts."""
         out: dict[str, Any] = {}
         for name, v in self.record.get("signals", {}).items():
@@ -223,7 +224,7 @@ def _signature(signals: Sequence[Signal]) -> str:
                       sort_keys=True)
 
 
-def audit(roots: Sequence[Path], *, state_path: Path, index: "Index | None" = None, add: bool = False,
+def audit(roots: Sequence[Path], *, state_path: Path, index: Index | None = None, add: bool = False,
           source: str | None = None, exclude: Sequence[str] = (), workers: int = 2,
           progress: ProgressFn | None = None, signals: Sequence[Signal] | None = None) -> AuditResult:
     """Audit the files under ``roots``.
@@ -438,12 +439,17 @@ def _cluster(items: list[AuditItem], signals: Sequence[Signal]) -> list[Cluster]
         cid = len(clusters) + 1
         member_set = set(members)
         cedges = [e for (a, _), e in edges.items() if a in member_set]
-        for m in members:
-            items[m].cluster = cid
-            items[m].edges.sort(key=lambda e: (verdict_rank(e.verdict), items[e.b if e.a == m else e.a].path))
+        for i in members:
+            items[i].cluster = cid
+            items[i].edges.sort(key=_edge_order(items, i))
         clusters.append(Cluster(cid, members, _representative(items, members),
                                 min((e.verdict for e in cedges), key=verdict_rank), cedges))
     return clusters
+
+
+def _edge_order(items: list[AuditItem], i: int) -> Callable[[Edge], tuple[int, str]]:
+    """Sort key for item ``i``'s edges: strongest verdict first, then the other item's path."""
+    return lambda e: (verdict_rank(e.verdict), items[e.b if e.a == i else e.a].path)
 
 
 def _representative(items: list[AuditItem], members: list[int]) -> int:
@@ -455,7 +461,7 @@ def _representative(items: list[AuditItem], members: list[int]) -> int:
     return min(members, key=key)
 
 
-def _add_to_index(items: list[AuditItem], index: "Index", source: str | None) -> int:
+def _add_to_index(items: list[AuditItem], index: Index, source: str | None) -> int:
     added = 0
     for it in items:
         if it.ok:

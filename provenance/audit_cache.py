@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .errors import ProvenanceIndexError
 
@@ -55,6 +56,7 @@ class AuditState:
         cur = self.db.execute("INSERT INTO runs (started, status, roots) VALUES (?, 'running', ?)",
                               (time.time(), json.dumps(list(roots))))
         self.db.commit()
+        assert cur.lastrowid is not None
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, status: str) -> None:

@@ -140,7 +140,7 @@ def render_html(result: AuditResult) -> str:
 
     parts.append("<h2>All items</h2><table class=items><tr><th>path</th><th>media</th><th>verdict</th>"
                  "<th>cluster</th><th>note</th></tr>")
-    for i, it in enumerate(result.items):
+    for it in result.items:
         note = it.record.get("error") or ""
         parts.append(f'<tr data-verdict="{_e(it.verdict)}"><td>{_e(it.path)}</td><td>{_e(it.media)}</td>'
                      f'<td class="v-{_e(it.verdict)}">{_e(it.verdict)}</td><td>{_e(it.cluster or "")}</td>'

@@ -12,7 +12,8 @@ import base64
 import hashlib
 import io
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .content import Content, content_from_bytes
 from .errors import BadInputError

@@ -8,15 +8,16 @@ Everything the CLI does goes through :class:`Index`, and :class:`Index` goes thr
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
+from typing import Any
 
 from .content import Content, Source, load_content
 from .errors import BadInputError, ProvenanceIndexError, UnknownItemError
 from .indexes.catalog import Catalog, ItemRow, NewItem
 from .indexes.vectors import VectorIndex
-from .report import MAX_NEAR_MISSES, Match, Observation, Report, match_from, verdict_rank
+from .report import MAX_NEAR_MISSES, Match, Observation, Report, Verdict, match_from, verdict_rank
 from .signals import Fingerprint, Signal, SignalIndex, SignalSkipped, Variants, load_signals
 from .signals.exact import text_key
 
@@ -29,7 +30,7 @@ DEFAULT_INDEX_DIR = ".provenance"
 MAX_MATCHES = 10
 
 #: Per signal name: cached query variants (what ``audit`` computed in its workers), or why it skipped.
-Precomputed = Mapping[str, Union[Variants, SignalSkipped]]
+Precomputed = Mapping[str, Variants | SignalSkipped]
 
 
 def default_index_path() -> Path:
@@ -107,11 +108,11 @@ class Index:
 
     @classmethod
     def open(cls, path: Path | str | None = None, *, create: bool = False,
-             model_path: Path | str | None = None) -> "Index":
+             model_path: Path | str | None = None) -> Index:
         """Open the index at ``path`` (default: :func:`default_index_path`), creating it if asked."""
         return cls(path if path is not None else default_index_path(), create=create, model_path=model_path)
 
-    def __enter__(self) -> "Index":
+    def __enter__(self) -> Index:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -157,8 +158,9 @@ class Index:
         return [s for s in self.signals if s.index_kind in ("binary", "float")]
 
     def _new_vectors(self, signal: Signal) -> VectorIndex:
-        return VectorIndex(self.path / "faiss", signal.name, signal.version, signal.model_id(),
-                           signal.index_kind, signal.dim)  # type: ignore[arg-type]
+        kind = signal.index_kind
+        assert kind != "catalog", f"{signal.name} keeps no FAISS index"
+        return VectorIndex(self.path / "faiss", signal.name, signal.version, signal.model_id(), kind, signal.dim)
 
     def vectors(self, signal: Signal) -> VectorIndex:
         """The FAISS index of ``signal``, loaded and caught up with the catalog."""
@@ -387,7 +389,8 @@ class Index:
         item ids that must not count, e.g. the item itself in a self-join)."""
         seen = self.observe(content, precomputed=precomputed, only=only)
         skip = set(exclude)
-        matches, near = [], []
+        matches: list[Match] = []
+        near: list[Match] = []
         for item_id, obs in seen.observations.items():
             if item_id in skip:
                 continue
@@ -397,7 +400,7 @@ class Index:
         matches.sort(key=lambda m: (verdict_rank(m.verdict), -m.score, m.id))
         near.sort(key=lambda m: (-m.score, m.id))
         matches = matches[:MAX_MATCHES]
-        verdict = matches[0].verdict if matches else "original"
+        verdict: Verdict = matches[0].verdict if matches else "original"
         score = max((m.score for m in matches if m.verdict == verdict), default=0.0)
         return Report(path=content.name, media=content.media, verdict=verdict, score=score,
                       sha256=content.sha256, matches=matches, skipped=seen.skipped,

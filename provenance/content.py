@@ -16,14 +16,14 @@ import warnings
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 from PIL import Image, ImageOps
 
 from .errors import BadInputError
 
 Media = Literal["text", "image"]
-Source = Union[str, bytes, Path]
+Source = str | bytes | Path
 
 #: Long side, in pixels, of the decoded image that every image signal sees (PDQ's reference
 #: implementation downsamples to 64x64 anyway; 512 keeps its quality metric stable and decoding fast).
@@ -137,7 +137,7 @@ def _decode_image(data: bytes, fmt: str, name: str) -> tuple[Image.Image, tuple[
         with warnings.catch_warnings():
             # Pillow only *warns* between MAX_IMAGE_PIXELS and twice that; treat it as the error it is.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             w, h = img.size
             if w * h > MAX_IMAGE_PIXELS:
                 raise BadInputError(

@@ -30,9 +30,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from .checker import Index
 from .content import load_content
 from .errors import BadInputError, ProvenanceError
-from .checker import Index
 from .indexes.manifests import DisclosureRow, DisclosureStore
 from .manifest import (
     CA_FILE,
@@ -80,7 +80,7 @@ _FAIL_ON = ("exact", "near-duplicate", "paraphrase", "never")
 class OriginalityRefusedError(ProvenanceError):
     """The originality check flagged the content, so it was not disclosed (pass ``force``)."""
 
-    def __init__(self, message: str, check: "OriginalityCheck") -> None:
+    def __init__(self, message: str, check: OriginalityCheck) -> None:
         self.check = check
         super().__init__(message)
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 import random
 import statistics
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from .checker import Index
 from .content import Content, load_content
 from .errors import BadInputError
 from .files import iter_files
-from .checker import Index
 from .signals import SignalSkipped
 from .textnorm import sentence_spans, tokenize
 from .transforms import FAMILIES, TEXT_FAMILIES, make_copy

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 
 def iter_files(paths: Iterable[Path], *, recursive: bool = False, exclude: Iterable[str] = (),
@@ -38,7 +38,8 @@ def iter_files(paths: Iterable[Path], *, recursive: bool = False, exclude: Itera
             report(root, "no such file")
 
 
-def _walk(folder: Path, seen: set[tuple[int, int]], excluded, report) -> Iterator[Path]:
+def _walk(folder: Path, seen: set[tuple[int, int]], excluded: Callable[[Path], bool],
+          report: Callable[[Path, str], None]) -> Iterator[Path]:
     try:
         st = folder.stat()
     except OSError as exc:

@@ -46,10 +46,10 @@ import re
 import stat
 import struct
 import zlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from collections.abc import Iterable
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 

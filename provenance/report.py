@@ -9,8 +9,9 @@ corroborates: :class:`Relaxation`). It is pure and table-tested.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 Verdict = Literal["exact", "near-duplicate", "paraphrase", "original"]
 
@@ -25,7 +26,7 @@ MAX_NEAR_MISSES = 3
 
 def verdict_rank(v: str) -> int:
     """0 for the strongest verdict (``exact``) up to 3 for ``original``."""
-    return VERDICTS.index(v)  # type: ignore[arg-type]
+    return list[str](VERDICTS).index(v)
 
 
 @dataclass(frozen=True)

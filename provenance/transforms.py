@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
@@ -159,7 +159,7 @@ def perspective(img: Image.Image, rng: random.Random) -> tuple[Image.Image, str]
     """Move each corner inwards by up to ``s`` of the side: a photo of the image taken at an angle."""
     w, h = img.size
     s = rng.uniform(0.05, 0.2)
-    src = [(0, 0), (w, 0), (w, h), (0, h)]
+    src: list[tuple[float, float]] = [(0, 0), (w, 0), (w, h), (0, h)]
     dst = [(rng.uniform(0, s) * w, rng.uniform(0, s) * h), (w - rng.uniform(0, s) * w, rng.uniform(0, s) * h),
            (w - rng.uniform(0, s) * w, h - rng.uniform(0, s) * h), (rng.uniform(0, s) * w, h - rng.uniform(0, s) * h)]
     coeffs = _perspective_coeffs(src, dst)

@@ -127,6 +127,7 @@ def test_snapshot_of_other_version_is_refused_with_fix(tmp_path, photos):
     idx.close()
     import json
     import struct
+
     from provenance.indexes.vectors import MAGIC
     snap = tmp_path / "i" / "faiss" / "pdq.faiss"
     raw = snap.read_bytes()

@@ -7,9 +7,9 @@ from PIL import Image
 
 from provenance.content import load_content
 from provenance.indexes.vectors import VectorIndex
+from provenance.samples import sample_photo
 from provenance.signals import DIHEDRAL, PDQSignal, PHashSignal, hamming
 from provenance.signals.base import bits_to_bytes
-from provenance.samples import sample_photo
 
 from .conftest import DATA
 
@@ -117,6 +117,7 @@ def test_trim_uniform_border():
 
 def test_content_block_finds_the_picture_in_a_screenshot_frame():
     import random
+
     from provenance.signals.image import content_block
     from provenance.transforms import screenshot_frame
     photo = sample_photo(10, (300, 200))

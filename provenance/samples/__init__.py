@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..report import Report
+
+if TYPE_CHECKING:
+    from ..checker import Index
 
 #: Prior content (public domain): Darwin 1859, Lincoln 1863, Austen 1813.
 SOURCES: dict[str, str] = {
@@ -75,7 +79,7 @@ def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def build_demo(index, workdir: Path) -> list[Report]:
+def build_demo(index: Index, workdir: Path) -> list[Report]:
     """Add the sample sources to ``index`` and return the reports for the sample drafts."""
     workdir = Path(workdir)
     src_dir, draft_dir = workdir / "sources", workdir / "drafts"

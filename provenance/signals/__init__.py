@@ -8,8 +8,9 @@ entry point in its own distribution (see ``examples/``).
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import MissingComponentError
 from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Variants, hamming

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import base64
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Mapping, Protocol, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -66,7 +67,7 @@ class Fingerprint:
         return out
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Fingerprint":
+    def from_json(cls, d: Mapping[str, Any]) -> Fingerprint:
         """Inverse of :meth:`to_json`."""
         raw = base64.b64decode(d["v"])
         value: bytes | np.ndarray = np.frombuffer(raw, dtype=np.float32).copy() if d.get("f32") else raw
@@ -80,9 +81,9 @@ class SignalSkipped(Exception):
 class Store(Protocol):
     """What an adapter may use of an index: the catalog and the FAISS index of a signal."""
 
-    catalog: "Catalog"
+    catalog: Catalog
 
-    def vectors(self, signal: "Signal") -> "VectorIndex":
+    def vectors(self, signal: Signal) -> VectorIndex:
         """The FAISS index of ``signal``, caught up with the catalog."""
         ...
 
@@ -99,11 +100,11 @@ class SignalIndex(ABC, Generic[Q]):
     (:meth:`provenance.checker.Index.self_join`), so archive pairs follow exactly ``check``'s rules.
     """
 
-    def __init__(self, signal: "Signal", store: Store) -> None:
+    def __init__(self, signal: Signal, store: Store) -> None:
         self.signal = signal
         self.store = store
 
-    def store_fingerprints(self, fingerprints: Sequence[Fingerprint], item: "NewItem") -> None:
+    def store_fingerprints(self, fingerprints: Sequence[Fingerprint], item: NewItem) -> None:
         """Put an item's fingerprints into its catalog row set (default: the ``fingerprints`` table)."""
         item.fingerprints.extend((self.signal.name, f.start, f.end, f.value_bytes()) for f in fingerprints)
 
@@ -117,7 +118,7 @@ class SignalIndex(ABC, Generic[Q]):
         """Ids of indexed items worth verifying, best first (removed items may appear; they are dropped)."""
 
     @abstractmethod
-    def verify(self, query: Q, content: Content, item: "ItemRow") -> Observation | None:
+    def verify(self, query: Q, content: Content, item: ItemRow) -> Observation | None:
         """This signal's observation of (query, item), or ``None`` when it has nothing to say."""
 
     def observation(self, value: float, score: float, evidence: Any) -> Observation:
@@ -153,7 +154,7 @@ class Signal(ABC):
     calibration_grid: ClassVar[tuple[float, ...]] = ()
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "Signal":
+    def from_options(cls, options: Mapping[str, Any]) -> Signal:
         """Build the signal from index options (e.g. ``model_path``); the default ignores them."""
         return cls()
 

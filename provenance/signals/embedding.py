@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -69,8 +70,8 @@ def load_model(path: Path) -> Any:
             if not (Path(path) / "config.json").exists() and not (Path(path) / "modules.json").exists():
                 raise MissingComponentError(
                     f"{path}: not a sentence-transformers model directory (no modules.json/config.json)")
-            from sentence_transformers import SentenceTransformer
             import transformers
+            from sentence_transformers import SentenceTransformer
             transformers.logging.set_verbosity_error()
             transformers.utils.logging.disable_progress_bar()
             _MODELS[key] = SentenceTransformer(key, device="cpu")
@@ -144,7 +145,7 @@ class EmbedSignal(Signal):
         self._dim: int | None = None
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> "EmbedSignal":
+    def from_options(cls, options: Mapping[str, Any]) -> EmbedSignal:
         """``model_path`` names a sentence-transformers directory (default: the bundled MiniLM)."""
         return cls(options.get("model_path"))
 
@@ -202,7 +203,7 @@ class EmbedSignal(Signal):
             k += len(spans)
         return out
 
-    def index(self, store: Store) -> "EmbedIndex":
+    def index(self, store: Store) -> EmbedIndex:
         return EmbedIndex(self, store)
 
 
@@ -270,7 +271,7 @@ class EmbedIndex(SignalIndex[EmbedQuery]):
             best[item_id] = max(best.get(item_id, -1.0), hits[fid])
         return sorted(best, key=lambda i: -best[i])[:MAX_CANDIDATES]
 
-    def verify(self, query: EmbedQuery, content: Content, item: "ItemRow") -> Observation | None:
+    def verify(self, query: EmbedQuery, content: Content, item: ItemRow) -> Observation | None:
         s = self.signal
         rows = self.store.catalog.item_fingerprint_rows(item.id, s.name)
         if not rows:

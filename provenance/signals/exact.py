@@ -60,7 +60,7 @@ class ExactIndex(SignalIndex[ExactQuery]):
             ids += [r.id for r in cat.find_text_key(query.text_key)]
         return ids
 
-    def verify(self, query: ExactQuery, content: Content, item: "ItemRow") -> Observation | None:
+    def verify(self, query: ExactQuery, content: Content, item: ItemRow) -> Observation | None:
         if item.sha256 == query.sha256:
             ev = ExactEvidence("identical bytes", query.sha256)
         elif query.text_key is not None and item.text_key == query.text_key:

@@ -69,10 +69,10 @@ def trim_uniform_border(img: Image.Image, tol: int = 16, min_share: float = 0.97
         cols = np.flatnonzero(close.mean(axis=0) < min_share)
         if len(rows) == 0 or len(cols) == 0:
             return None  # all border: a flat image
-        t, b, l, r = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        if (t, b, l, r) == (0, sub.shape[0], 0, sub.shape[1]):
+        t, b, lft, r = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        if (t, b, lft, r) == (0, sub.shape[0], 0, sub.shape[1]):
             break
-        top, bottom, left, right = top + t, top + b, left + l, left + r
+        top, bottom, left, right = top + t, top + b, left + lft, left + r
     if (bottom - top, right - left) == (h, w):
         return None
     # Ignore slivers (JPEG edge noise) and refuse to reduce the picture to a fragment.
@@ -92,6 +92,7 @@ def _flat_lines(planes: np.ndarray, axis: int, tol: int, min_share: float) -> np
         colour = plane.mean(axis=axis, keepdims=True, dtype=np.float32).astype(np.int16)
         ok = np.abs(plane - colour) <= tol
         close = ok if close is None else close & ok
+    assert close is not None
     return close.mean(axis=axis) >= min_share
 
 
@@ -162,7 +163,7 @@ class HashIndex(SignalIndex[list[tuple[str, bytes]]]):
     """A binary hash in a FAISS Hamming index: k-NN of every query variant within the signal's search
     radius, then the reference Hamming distance against the item's stored hashes."""
 
-    signal: "HashSignal"
+    signal: HashSignal
 
     def prepare(self, content: Content, variants: Variants | None) -> list[tuple[str, bytes]]:
         if variants is None:
@@ -181,7 +182,7 @@ class HashIndex(SignalIndex[list[tuple[str, bytes]]]):
             best[item_id] = min(best.get(item_id, 1e9), hits[fid])
         return sorted(best, key=best.__getitem__)
 
-    def verify(self, query: list[tuple[str, bytes]], content: Content, item: "ItemRow") -> Observation | None:
+    def verify(self, query: list[tuple[str, bytes]], content: Content, item: ItemRow) -> Observation | None:
         stored = self.store.catalog.item_fingerprints(item.id, self.signal.name)
         if not stored:
             return None
@@ -255,6 +256,7 @@ class PDQSignal(HashSignal):
         out = []
         for prefix, img in self._images(content):
             pixels = np.asarray(img, dtype=np.uint8)
+            names: tuple[str, ...]
             if dihedral:
                 hashes, quality = pdqhash.compute_dihedral(pixels)
                 names = DIHEDRAL

@@ -8,8 +8,9 @@ Offsets in every fingerprint and in the evidence are character offsets into that
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -102,7 +103,7 @@ class ShingleSignal(Signal):
         tokens, hashes = self.grams(content)
         return [("identity", [self._fp(tokens, hashes, i) for i in range(len(hashes))])]
 
-    def index(self, store: Store) -> "ShingleIndex":
+    def index(self, store: Store) -> ShingleIndex:
         return ShingleIndex(self, store)
 
 
@@ -154,7 +155,7 @@ class ShingleIndex(SignalIndex[ShingleQuery]):
 
     signal: ShingleSignal
 
-    def store_fingerprints(self, fingerprints: Sequence[Fingerprint], item: "NewItem") -> None:
+    def store_fingerprints(self, fingerprints: Sequence[Fingerprint], item: NewItem) -> None:
         """Postings table: (hash, word position)."""
         item.shingles.extend((int.from_bytes(f.value_bytes(), "big", signed=True), int(f.position or 0))
                              for f in fingerprints)
@@ -168,7 +169,7 @@ class ShingleIndex(SignalIndex[ShingleQuery]):
         hits = self.store.catalog.shingle_hits(int(h) for h in query.hashes)
         return sorted(hits, key=lambda i: -hits[i])[:MAX_TEXT_CANDIDATES]
 
-    def verify(self, query: ShingleQuery, content: Content, item: "ItemRow") -> Observation | None:
+    def verify(self, query: ShingleQuery, content: Content, item: ItemRow) -> Observation | None:
         s = self.signal
         source_text = self.store.catalog.text_of(item.id)
         if source_text is None:
