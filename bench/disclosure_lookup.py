@@ -22,8 +22,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageOps
 
 from provenance.disclosure import disclose_content, lookup
+from provenance.identities import new_signing_identity
 from provenance.index import Index
-from provenance.manifest import new_signing_identity
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
 

@@ -1,6 +1,6 @@
 """Disclosure workflow: originality check → signed C2PA manifest → soft binding in the index.
 
-``provenance.manifest`` signs and verifies one file. This module joins it to the originality
+``provenance.c2pa_sign`` and ``provenance.c2pa_verify`` sign and verify one file. This module joins it to the originality
 index, so a library caller gets the same behaviour as ``provenance disclose`` / ``lookup``:
 
 * ``check_originality`` runs the index check on the content about to be disclosed and turns
@@ -34,18 +34,11 @@ from .content import load_content
 from .errors import BadInputError, ProvenanceError
 from .index import Index
 from .indexes.manifests import DisclosureRow, DisclosureStore
-from .manifest import (
-    CA_FILE,
-    CHAIN_FILE,
-    KEY_FILE,
-    DisclosureResult,
-    SigningIdentity,
-    atomic_write_bytes,
-    disclose,
-    load_signing_identity,
-    parse_source_type,
-    verify,
-)
+from .atomic import atomic_write_bytes
+from .c2pa_sign import DisclosureResult, disclose
+from .c2pa_verify import verify
+from .identities import CA_FILE, CHAIN_FILE, KEY_FILE, SigningIdentity, load_signing_identity
+from .iptc import parse_source_type
 from .report import VERDICTS, Report, verdict_rank
 
 __all__ = [
@@ -212,7 +205,7 @@ def disclose_content(path: Path, *, source_type: str, generator: str | None,
                      force: bool = False, fail_on: str = "near-duplicate",
                      output: Path | None = None, in_place: bool = False,
                      record: bool = True) -> DisclosureOutcome:
-    """Disclose ``path`` (see ``provenance.manifest.disclose``), optionally after an
+    """Disclose ``path`` (see ``provenance.c2pa_sign.disclose``), optionally after an
     originality check, and record the disclosure in ``index`` for ``lookup``.
 
     Order matters: the source type is validated and the check runs before anything is

@@ -12,19 +12,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from provenance.c2pa_formats import sidecar_path_for
+from provenance.c2pa_sign import disclose
+from provenance.c2pa_verify import read_manifest_json, verify
 from provenance.errors import BadInputError, ManifestError
-from provenance.manifest import (
-    DIGITAL_SOURCE_TYPES,
-    disclose,
-    load_signing_identity,
-    new_signing_identity,
-    parse_source_type,
-    read_manifest_json,
-    sidecar_path_for,
-    verify,
-)
+from provenance.identities import load_signing_identity, new_signing_identity
+from provenance.iptc import DIGITAL_SOURCE_TYPES, parse_source_type
 
-CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared/data/conformance/c2pa"
+from .conftest import DATA
+
+CONFORMANCE = DATA / "conformance" / "c2pa"
 TRAINED = DIGITAL_SOURCE_TYPES["trainedAlgorithmicMedia"]
 ORIGINALITY = "org.provenance-checker.originality"
 
