@@ -10,7 +10,13 @@ from pathlib import Path
 
 import click
 
-from ..disclosure import DisclosureOutcome, OriginalityRefusedError, disclose_content
+from ..disclosure import (
+    DisclosureOutcome,
+    InconsistentDisclosureError,
+    OriginalityRefusedError,
+    consistency_dict,
+    disclose_content,
+)
 from ..errors import BadInputError
 from ..identities import load_signing_identity
 from ..iptc import parse_source_type, short_source_type
@@ -61,12 +67,19 @@ def _source_type_callback(ctx: click.Context, param: click.Parameter, value: str
               help="With --check: disclose even when flagged (the verdict is still recorded).")
 @click.option("--no-record", is_flag=True,
               help="Do not record the disclosure in the index (then `lookup` cannot find copies).")
+@click.option("--strict", is_flag=True,
+              help="Refuse (exit 1) when --source-type contradicts what FILE already carries "
+                   "(its C2PA manifest, XMP, generator settings, watermark); default: warn.")
+@click.option("--trust", "trust", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="CA.pem", help="Trust anchor for reading FILE's existing manifest; "
+                                     "repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @index_option
 @handle_errors
 def disclose(file: Path, source_type: str, generator: str | None, signer_dir: Path,
              output: Path | None, in_place: bool, run_check: bool, fail_on: str, force: bool,
-             no_record: bool, as_json: bool, index_path: Path | None) -> None:
+             no_record: bool, strict: bool, trust: tuple[Path, ...], as_json: bool,
+             index_path: Path | None) -> None:
     """Sign an AI-generation disclosure (C2PA c2pa.actions with an IPTC digital source type)
     into FILE.
 
@@ -75,8 +88,17 @@ def disclose(file: Path, source_type: str, generator: str | None, signer_dir: Pa
     get a sidecar FILE.c2pa bound to the content's hash. Unless --no-record, the disclosure is
     recorded in the index so `provenance lookup` finds it for stripped or re-encoded copies.
 
-    Exit codes: 0 disclosed, 1 refused by --check (flagged, no --force), 2 usage (e.g.
-    unknown source type), 3 bad input, 4 index problem, 5 missing component, 6 signing failed.
+    Before signing, FILE is inspected (see `provenance inspect`): a --source-type that
+    contradicts what it carries (say digitalCapture for an image whose own valid manifest,
+    generator settings or watermark say trainedAlgorithmicMedia) is a warning, or with
+    --strict a refusal. A manifest FILE already has is kept as the new one's parentOf
+    ingredient (actions c2pa.opened, then c2pa.edited.metadata), so readers see the history.
+    Every manifest carries a c2pa.soft-binding assertion (io.iscc.v0: the ISCC content code)
+    so resolvers can find it for a stripped copy.
+
+    Exit codes: 0 disclosed, 1 refused (--check flagged it without --force, or --strict and
+    the declaration contradicts FILE), 2 usage (e.g. unknown source type), 3 bad input,
+    4 index problem, 5 missing component, 6 signing failed.
 
     \b
     Example:
@@ -98,7 +120,15 @@ def disclose(file: Path, source_type: str, generator: str | None, signer_dir: Pa
             outcome = disclose_content(
                 file, source_type=source_type, generator=generator, identity=identity,
                 index=idx, check=run_check, force=force, fail_on=fail_on, output=output,
-                in_place=in_place, record=not no_record)
+                in_place=in_place, record=not no_record, strict=strict,
+                trust_anchors=list(trust) or None)
+        except InconsistentDisclosureError as exc:
+            if as_json:
+                echo_json({"disclosed": False, "reason": str(exc),
+                           "origin": exc.origin.to_dict(),
+                           "consistency": consistency_dict(exc.conflicts)})
+            click.echo(f"refused: {exc}", err=True)
+            sys.exit(EXIT_MATCH)
         except OriginalityRefusedError as exc:
             if as_json:
                 echo_json({"disclosed": False, "reason": str(exc),
@@ -109,6 +139,9 @@ def disclose(file: Path, source_type: str, generator: str | None, signer_dir: Pa
     finally:
         if idx is not None:
             idx.close()
+    for conflict in outcome.conflicts:
+        # stderr, so it is seen even with --json on stdout; --strict turns it into a refusal.
+        click.echo(f"warning: {file}: {conflict.message}", err=True)
     if as_json:
         echo_json(dict(outcome.to_dict(), disclosed=True))
     else:
@@ -127,6 +160,19 @@ def _render_disclosure(outcome: DisclosureOutcome, index_dir: Path | None) -> No
         click.echo(f"  sidecar manifest: {r.manifest_path} (bound to the hash of {r.path}; "
                    "any edit of the content shows as tampered)")
     click.echo(f"  signer: {r.signer}")
+    if r.parent_manifest:
+        click.echo(f"  history: the existing manifest {r.parent_manifest} ({r.parent_status}) is "
+                   "kept as the parentOf ingredient (c2pa.opened, c2pa.edited.metadata)")
+    if r.parent_note:
+        click.echo(f"  note: {r.parent_note}")
+    if r.soft_binding:
+        click.echo(f"  soft binding: io.iscc.v0 {r.soft_binding}")
+    elif r.soft_binding_note:
+        click.echo(f"  note: {r.soft_binding_note}")
+    if outcome.origin is not None:
+        found = outcome.origin.suggestion
+        state = "consistent with" if not outcome.conflicts else "CONTRADICTS"
+        click.echo(f"  origin: the file itself suggests {found}; the declaration {state} it")
     if outcome.check:
         a = outcome.check.assertion
         forced = " — FORCED past the check" if a["forced"] else ""

@@ -27,7 +27,8 @@ EXIT_NOT_FOUND = 10
 def lookup(file: Path, min_verdict: str, as_json: bool, index_path: Path | None) -> None:
     """Find the disclosure manifest of content that FILE copies, even when FILE's own
     metadata was stripped or it was re-encoded, resized or lightly edited (images by PDQ and
-    pHash, text by shingles), and say how close the copy is.
+    pHash, text by shingles, both by the ISCC content code signed into the manifest's
+    c2pa.soft-binding assertion), and say how close the copy is.
 
     Exit codes: 0 a recorded disclosure matched, 10 none matched, 3 bad input, 4 index problem.
 
@@ -76,6 +77,9 @@ def _closeness_text(closeness: dict[str, Any]) -> str:
     em = closeness.get("text-embed")
     if em:
         parts.append(f"cosine {em['max_cosine']:.2f}")
+    iscc = closeness.get("iscc")
+    if iscc:
+        parts.append(f"ISCC {iscc['distance']}/{iscc['bits']} bits, threshold {iscc['threshold']}")
     if "sha256" in closeness:
         parts.append(str(closeness["sha256"]))
     return "; ".join(parts) or "no evidence"

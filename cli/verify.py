@@ -115,6 +115,14 @@ def _render_verify(result: VerifyResult) -> str:
                      f"{(originality.get('index') or {}).get('id')}{forced}")
     if result.manifest_label:
         lines.append(f"  manifest label: {result.manifest_label}")
+    if len(result.chain) > 1:
+        lines.append("  history (newest first):")
+        for link in result.chain:
+            types = ", ".join(short_source_type(t) for t in link.source_types) or "no source type"
+            how = f"{link.relationship} " if link.relationship else ""
+            lines.append(f"    {'  ' * link.depth}{how}{link.label or '(no manifest)'}: "
+                         f"{link.status}; {types}; {', '.join(link.actions) or 'no actions'}"
+                         + (f"; by {link.claim_generator}" if link.claim_generator else ""))
     # For a valid manifest the only code is signingCredential.untrusted, which "valid"
     # already says in words; listing it there would read like a failure.
     if result.failure_codes and result.status not in ("valid", "trusted"):

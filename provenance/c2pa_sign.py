@@ -31,6 +31,7 @@ from provenance.c2pa_formats import (
     OFFLINE_VERIFY_SETTINGS,
     builder_media_types,
     c2pa,
+    reader_media_types,
     sidecar_path_for,
     sniff_media_type,
 )
@@ -38,6 +39,7 @@ from provenance.c2pa_verify import INTACT_STATUSES, read_store
 from provenance.errors import BadInputError, ManifestError
 from provenance.identities import SigningIdentity
 from provenance.iptc import parse_source_type
+from provenance.soft_binding import IsccCode, iscc_content_code, soft_binding_assertion
 from provenance.xmp import with_xmp
 
 __all__ = ["DisclosureResult", "default_output_path", "disclose"]
@@ -86,6 +88,11 @@ class DisclosureResult:
     manifest_label: str | None
     xmp_written: bool
     signer: str
+    parent_manifest: str | None = None
+    parent_status: str | None = None
+    parent_note: str | None = None
+    soft_binding: str | None = None
+    soft_binding_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings)."""
@@ -151,32 +158,104 @@ def disclose(
         # A data hash over nothing binds the disclosure to nothing; the SDK refuses too.
         raise BadInputError("the file is empty; there is no content to disclose", str(path))
     media_type = sniff_media_type(path, content)
-    manifest = _manifest_definition(path, source_uri, generator, assertions)
     embeddable = media_type in builder_media_types()
+    sidecar = None if embeddable else (Path(output) if output else sidecar_path_for(path))
+    if sidecar is not None and sidecar.resolve() == path.resolve():
+        raise BadInputError("the sidecar path must differ from the content path", str(path))
+
+    # History: a manifest the input already carries becomes the parentOf ingredient of the
+    # new one instead of being replaced, so a reader sees the chain.
+    parent = _existing_manifest(path, media_type, content, embeddable)
+    binding, binding_note = _soft_binding(content, media_type, path)
+    if binding is not None:
+        assertions = [*assertions, soft_binding_assertion(binding)]
+    manifest = _manifest_definition(path, source_uri, generator, assertions,
+                                    edit=parent.store is not None)
+    extras = {"parent_manifest": parent.label, "parent_status": parent.status,
+              "soft_binding": binding.code if binding else None,
+              "soft_binding_note": binding_note}
 
     if embeddable:
         destination = path if in_place else Path(output) if output else default_output_path(path)
         prepared, xmp_written = with_xmp(content, media_type, source_uri)
-        signed_bytes = _sign(manifest, identity, media_type, prepared, embed=True, path=path)
+        note = parent.note
+        try:
+            signed_bytes = _sign(manifest, identity, media_type, prepared, embed=True,
+                                 path=path, parent=parent, original=content)
+        except _ParentRejected as exc:
+            # The SDK cannot even ingest the existing manifest as an ingredient: disclose
+            # anyway (the user asked), as a new creation, and say the old one is replaced.
+            note = f"the input's existing manifest could not be kept as history ({exc}); " \
+                   "it is replaced"
+            extras["parent_manifest"] = None
+            manifest = _manifest_definition(path, source_uri, generator, assertions, edit=False)
+            signed_bytes = _sign(manifest, identity, media_type, prepared, embed=True, path=path)
         label = _checked_label(path, media_type, signed_bytes, manifest_data=None)
         atomic_write_bytes(destination, signed_bytes, mode=file_mode(path))
         return DisclosureResult(
             source=path, path=destination, manifest_path=None, embedded=True,
             media_type=media_type, source_type=source_uri, generator=generator,
             manifest_label=label, xmp_written=xmp_written, signer=identity.subject,
+            parent_note=note, **extras,
         )
 
-    sidecar = Path(output) if output else sidecar_path_for(path)
-    if sidecar.resolve() == path.resolve():
-        raise BadInputError("the sidecar path must differ from the content path", str(path))
-    manifest_bytes = _sign(manifest, identity, media_type, content, embed=False, path=path)
+    assert sidecar is not None
+    manifest_bytes = _sign(manifest, identity, media_type, content, embed=False, path=path,
+                           parent=parent, original=content)
     label = _checked_label(path, media_type, content, manifest_data=manifest_bytes)
     atomic_write_bytes(sidecar, manifest_bytes, mode=file_mode(path))
     return DisclosureResult(
         source=path, path=path, manifest_path=sidecar, embedded=False,
         media_type=media_type, source_type=source_uri, generator=generator,
         manifest_label=label, xmp_written=False, signer=identity.subject,
+        parent_note=parent.note, **extras,
     )
+
+
+@dataclass
+class _Parent:
+    """The manifest store the input already carries (embedded, or its sidecar), if any."""
+
+    store: dict[str, Any] | None = None
+    label: str | None = None
+    status: str | None = None
+    sidecar_bytes: bytes | None = None
+    note: str | None = None
+
+
+def _existing_manifest(path: Path, media_type: str, content: bytes, embeddable: bool) -> _Parent:
+    sidecar = sidecar_path_for(path)
+    attempts: list[bytes | None] = []
+    if media_type in reader_media_types():
+        attempts.append(None)
+    if not embeddable and sidecar.is_file():
+        attempts.append(read_file_bytes(sidecar, "sidecar"))
+    for manifest_data in attempts:
+        outcome = read_store(media_type, content, manifest_data, trust_pem=None)
+        if outcome.store is not None:
+            return _Parent(store=outcome.store, label=outcome.store.get("active_manifest"),
+                           status=outcome.status, sidecar_bytes=manifest_data)
+        if outcome.status in ("malformed", "unreachable"):
+            if manifest_data is None and embeddable:
+                # The SDK can still record an unreadable or remote manifest as an ingredient
+                # (manifest.inaccessible); try, and say so if it cannot.
+                return _Parent(store={}, status=outcome.status,
+                               note=f"the input's existing manifest is {outcome.status}: "
+                                    f"{outcome.error}")
+            return _Parent(status=outcome.status,
+                           note=f"the input's existing manifest is {outcome.status} and is "
+                                f"replaced, not kept as history: {outcome.error}")
+    return _Parent()
+
+
+def _soft_binding(content: bytes, media_type: str, path: Path) -> tuple[IsccCode | None, str | None]:
+    """The ISCC content code for the soft binding, or why there is none."""
+    if not media_type.startswith(("image/", "text/")):
+        return None, f"no ISCC content code for {media_type}; no soft binding"
+    try:
+        return iscc_content_code(content, media_type, str(path)), None
+    except BadInputError as exc:
+        return None, f"no soft binding: {exc}"
 
 
 def _validate_extra_assertions(extra: list[dict] | None, path: Path) -> list[dict]:
@@ -210,7 +289,7 @@ def _validate_extra_assertions(extra: list[dict] | None, path: Path) -> list[dic
 
 
 def _manifest_definition(
-    path: Path, source_uri: str, generator: str | None, extra: list[dict]
+    path: Path, source_uri: str, generator: str | None, extra: list[dict], *, edit: bool
 ) -> dict[str, Any]:
     from importlib import metadata
 
@@ -218,7 +297,11 @@ def _manifest_definition(
         version = metadata.version("provenance-checker")
     except metadata.PackageNotFoundError:  # running from a checkout
         version = "0.0.0"
-    action: dict[str, Any] = {"action": "c2pa.created", "digitalSourceType": source_uri}
+    # A first disclosure creates; a re-disclosure changes metadata only (the XMP property and
+    # the manifest; never pixels or text), which C2PA calls c2pa.edited.metadata. The SDK
+    # adds the c2pa.opened action that points at the parent ingredient before it.
+    name = "c2pa.edited.metadata" if edit else "c2pa.created"
+    action: dict[str, Any] = {"action": name, "digitalSourceType": source_uri}
     if generator:
         action["softwareAgent"] = {"name": generator}
     return {
@@ -236,14 +319,27 @@ def _sign(
     *,
     embed: bool,
     path: Path,
+    parent: _Parent | None = None,
+    original: bytes = b"",
 ) -> bytes:
-    """Sign ``content``; return the signed asset (embed) or the detached manifest bytes."""
+    """Sign ``content``; return the signed asset (embed) or the detached manifest bytes.
+
+    Raises:
+        _ParentRejected: the SDK would not take ``parent`` as an ingredient.
+    """
     signer = _make_signer(identity)
     try:
         with c2pa.Context.from_dict({"verify": OFFLINE_VERIFY_SETTINGS}) as context:
+            if parent is not None and parent.sidecar_bytes is not None and not embed:
+                manifest = _with_sidecar_parent(manifest, parent, path, media_type)
             builder = c2pa.Builder(manifest, context=context)
             if not embed:
                 builder.set_no_embed()
+                if parent is not None and parent.sidecar_bytes is not None:
+                    builder.add_resource(_PARENT_RESOURCE, io.BytesIO(parent.sidecar_bytes))
+                    builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+            elif parent is not None and parent.store is not None:
+                _add_embedded_parent(builder, path, media_type, original)
             destination = io.BytesIO()
             manifest_bytes = builder.sign(signer, media_type, io.BytesIO(content), destination)
     except c2pa.C2paError as exc:
@@ -259,6 +355,42 @@ def _sign(
     if not manifest_bytes:
         raise ManifestError(f"{path}: the C2PA SDK returned no manifest bytes for the sidecar")
     return manifest_bytes
+
+
+_PARENT_RESOURCE = "parent-manifest.c2pa"
+
+
+class _ParentRejected(Exception):
+    """The SDK refused the input's existing manifest as an ingredient."""
+
+
+def _add_embedded_parent(builder: Any, path: Path, media_type: str, original: bytes) -> None:
+    """Add the input as it was (before the XMP edit, so its manifest's data hash still
+    matches) as the parentOf ingredient, and mark the manifest as an edit."""
+    try:
+        builder.add_ingredient({"title": path.name, "relationship": "parentOf"}, media_type,
+                               io.BytesIO(original))
+    except c2pa.C2paError as exc:
+        raise _ParentRejected(str(exc)) from exc
+    builder.set_intent(c2pa.C2paBuilderIntent.EDIT)
+
+
+def _with_sidecar_parent(manifest: dict[str, Any], parent: _Parent, path: Path,
+                         media_type: str) -> dict[str, Any]:
+    """The manifest definition with the previous sidecar manifest as parentOf ingredient.
+
+    A sidecar cannot be handed to ``add_ingredient`` (it wants an asset, or an ingredient
+    archive), so the ingredient is declared with the sidecar as its ``manifest_data``
+    resource and the validation results just read from it.
+    """
+    assert parent.store is not None
+    ingredient = {
+        "title": path.name, "relationship": "parentOf", "format": media_type,
+        "manifest_data": {"format": "application/c2pa", "identifier": _PARENT_RESOURCE},
+        "active_manifest": parent.store.get("active_manifest"),
+        "validation_results": parent.store.get("validation_results") or {},
+    }
+    return dict(manifest, ingredients=[ingredient])
 
 
 def _checked_label(

@@ -43,9 +43,14 @@ from provenance.errors import BadInputError, ManifestError
 
 __all__ = [
     "INTACT_STATUSES",
+    "ChainLink",
     "StoreOutcome",
     "VerifyResult",
     "VerifyStatus",
+    "claim_generator_name",
+    "load_trust_anchors",
+    "manifest_actions",
+    "manifest_chain",
     "read_manifest_json",
     "read_store",
     "verify",
@@ -83,6 +88,7 @@ class VerifyResult:
     remote_url: str | None = None
     error: str | None = None
     assertions: dict[str, Any] = field(default_factory=dict)
+    chain: list[ChainLink] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
@@ -101,7 +107,36 @@ class VerifyResult:
         data["sidecar"] = str(self.sidecar) if self.sidecar else None
         data["intact"] = self.intact
         data["trusted"] = self.trusted
+        data["chain"] = [link.to_dict() for link in self.chain]
         return data
+
+
+@dataclass
+class ChainLink:
+    """One manifest in the history of an asset, newest (the active manifest, depth 0) first.
+
+    ``relationship`` is how it entered its child (``parentOf``, ``componentOf``,
+    ``inputTo``), ``None`` for the active manifest. ``status`` uses the ``verify`` statuses:
+    for the active manifest it is the file's own; for an ingredient it is what the SDK
+    recorded when the ingredient was added plus what it re-checked on reading
+    (``ingredientDeltas``). An ingredient that carried no manifest is ``no-manifest``.
+    """
+
+    depth: int
+    label: str | None
+    relationship: str | None
+    title: str | None
+    status: str
+    failure_codes: list[str]
+    source_types: list[str]
+    actions: list[str]
+    generator: str | None
+    claim_generator: str | None
+    signer: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
 
 
 @dataclass
@@ -137,7 +172,7 @@ def verify(
     path = Path(path)
     if not path.is_file():
         raise BadInputError("no such file (or not a regular file)", str(path))
-    trust_pem = _load_trust_anchors(trust_anchors)
+    trust_pem = load_trust_anchors(trust_anchors)
     content = read_file_bytes(path, "input")
     media_type = sniff_media_type(path, content)
 
@@ -179,6 +214,7 @@ def verify(
         active = (store.get("manifests") or {}).get(label) if label else None
         if active:
             _describe_manifest(active, result)
+            result.chain = manifest_chain(store, result.status, anchors_given=bool(trust_pem))
     return result
 
 
@@ -212,6 +248,115 @@ def _describe_manifest(manifest: dict[str, Any], result: VerifyResult) -> None:
             "serial_number": info.get("cert_serial_number"),
             "time": info.get("time"),
         }
+
+
+_ACTIONS_LABEL = re.compile(r"c2pa\.actions(\.v2)?(__\d+)?")
+
+
+def manifest_actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The actions of a manifest's ``c2pa.actions`` assertions, each as
+    ``{action, digitalSourceType, softwareAgent, when}`` (absent fields ``None``)."""
+    out: list[dict[str, Any]] = []
+    for assertion in manifest.get("assertions") or []:
+        data = assertion.get("data")
+        if not _ACTIONS_LABEL.fullmatch(str(assertion.get("label", ""))) or \
+                not isinstance(data, dict):
+            continue
+        for action in data.get("actions") or []:
+            if not isinstance(action, dict):
+                continue
+            agent = action.get("softwareAgent")
+            if isinstance(agent, dict):
+                agent = " ".join(str(agent[k]) for k in ("name", "version") if agent.get(k))
+            out.append({"action": action.get("action"),
+                        "digitalSourceType": action.get("digitalSourceType"),
+                        "softwareAgent": agent or None, "when": action.get("when")})
+    return out
+
+
+def claim_generator_name(manifest: dict[str, Any]) -> str | None:
+    """The claim generator as "name version" (``claim_generator_info``, or the v1 string)."""
+    info = manifest.get("claim_generator_info")
+    if isinstance(info, list) and info and isinstance(info[0], dict):
+        first = info[0]
+        return " ".join(str(first[k]) for k in ("name", "version") if first.get(k)) or None
+    value = manifest.get("claim_generator")
+    return str(value) if value else None
+
+
+def manifest_chain(store: dict[str, Any], active_status: str, *,
+                   anchors_given: bool = False, max_depth: int = 16) -> list[ChainLink]:
+    """The active manifest and, through their ``ingredients``, the manifests before it.
+
+    Depth-first, parents before other ingredients; ``max_depth`` and a visited set guard
+    against hostile stores that loop.
+    """
+    manifests = store.get("manifests") or {}
+    deltas: dict[str, list[str]] = {}
+    for delta in (store.get("validation_results") or {}).get("ingredientDeltas") or []:
+        codes = [f.get("code", "") for f in
+                 (delta.get("validationDeltas") or {}).get("failure") or []]
+        deltas[str(delta.get("ingredientAssertionURI", ""))] = codes
+    links: list[ChainLink] = []
+    seen: set[str] = set()
+
+    def describe(manifest: dict[str, Any] | None, link: ChainLink) -> ChainLink:
+        if manifest:
+            actions = manifest_actions(manifest)
+            link.actions = [str(a["action"]) for a in actions if a["action"]]
+            link.source_types = list(dict.fromkeys(
+                a["digitalSourceType"] for a in actions if a["digitalSourceType"]))
+            link.generator = next((a["softwareAgent"] for a in actions if a["softwareAgent"]),
+                                  None)
+            link.claim_generator = claim_generator_name(manifest)
+            link.signer = (manifest.get("signature_info") or {}).get("common_name")
+            link.title = link.title or manifest.get("title")
+        return link
+
+    def walk(label: str, depth: int) -> None:
+        manifest = manifests.get(label)
+        if not isinstance(manifest, dict) or depth >= max_depth:
+            return
+        ingredients = sorted(manifest.get("ingredients") or [],
+                             key=lambda i: i.get("relationship") != "parentOf")
+        for ingredient in ingredients:
+            if not isinstance(ingredient, dict):
+                continue
+            child = ingredient.get("active_manifest")
+            results = (ingredient.get("validation_results") or {}).get("activeManifest") or {}
+            codes = [f.get("code", "") for f in results.get("failure") or []]
+            codes += [s.get("code", "") for s in ingredient.get("validation_status") or []
+                      if s.get("code") not in codes]
+            for uri, extra in deltas.items():
+                if label in uri and ingredient.get("label") and uri.endswith(ingredient["label"]):
+                    codes += [c for c in extra if c not in codes]
+            if "manifest.inaccessible" in codes:
+                status = "unreachable"
+            elif child is None:
+                status = "no-manifest"
+            else:
+                status = _classify(codes, "Valid", anchors_given)
+            link = ChainLink(depth=depth + 1, label=child,
+                             relationship=ingredient.get("relationship"),
+                             title=ingredient.get("title"), status=status, failure_codes=codes,
+                             source_types=[], actions=[], generator=None, claim_generator=None,
+                             signer=None)
+            links.append(describe(manifests.get(child) if child else None, link))
+            if child and child not in seen:
+                seen.add(child)
+                walk(child, depth + 1)
+
+    active = store.get("active_manifest")
+    if not active or active not in manifests:
+        return links
+    seen.add(active)
+    results = (store.get("validation_results") or {}).get("activeManifest") or {}
+    links.append(describe(manifests[active], ChainLink(
+        depth=0, label=active, relationship=None, title=None, status=active_status,
+        failure_codes=[f.get("code", "") for f in results.get("failure") or []],
+        source_types=[], actions=[], generator=None, claim_generator=None, signer=None)))
+    walk(active, 0)
+    return links
 
 
 # Failure codes. Anything unlisted that still fails validation is "malformed": unknown
@@ -295,7 +440,12 @@ def read_store(
                          status_codes=status_codes)
 
 
-def _load_trust_anchors(paths: list[Path] | None) -> str | None:
+def load_trust_anchors(paths: list[Path] | None) -> str | None:
+    """The certificates in ``paths`` (PEM files) as one PEM string, or ``None`` for none.
+
+    Raises:
+        BadInputError: a file is missing, unreadable or holds no PEM certificate.
+    """
     if not paths:
         return None
     pems: list[str] = []
