@@ -14,6 +14,13 @@ Input contract
 * JPEG, PNG and WebP also get the IPTC XMP property ``Iptc4xmpExt:DigitalSourceType``,
   written into the file *before* signing so the signed data hash covers it; platforms that
   read XMP but not C2PA still see the disclosure.
+* History is kept: when the input already carries a manifest (embedded, or the sidecar of a
+  text file), it becomes the new manifest's ``parentOf`` ingredient and the actions are
+  ``c2pa.opened`` (added by the SDK, pointing at it) then ``c2pa.edited.metadata`` with the
+  declared type: disclosing changes metadata only. A manifest the SDK cannot ingest at all is
+  replaced, and ``DisclosureResult.parent_note`` says so.
+* Images and text also get a ``c2pa.soft-binding`` assertion (``io.iscc.v0``, the ISCC
+  content code; see ``provenance.soft_binding``) so a stripped copy can be resolved.
 * Nothing here touches the network: no timestamp authority, no OCSP, no remote manifests.
   A manifest stored remotely is reported as ``unreachable`` at once.
 """

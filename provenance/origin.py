@@ -23,11 +23,13 @@ Rules of the suggestion, in order:
 1. Only signals of medium strength or more count. Camera EXIF alone is weak: editors and
    generators copy it, so it is reported but suggests nothing, and absence of signals
    is never evidence of a camera capture: nothing found means ``None``.
-2. The strongest signal decides; a manifest whose signature or hashes fail is a claim,
-   not evidence (strength ``none``).
-3. Where signals of the deciding strength disagree, the one that says AI was involved wins
-   (declaring too much is the safer mistake) and the disagreement is listed in
-   ``conflicts``. Conflicts across strengths are listed too.
+2. A manifest whose signature or hashes fail is a claim, not evidence (strength ``none``).
+3. If any counted signal says a trained model was involved, the strongest such signal
+   decides, even over a valid manifest that says otherwise: a signature proves who made a
+   claim, not that it is true, and a generator's watermark or settings in the pixels and
+   metadata are the very case of an AI image disclosed as a capture. Declaring too much is
+   the safer mistake. Otherwise the strongest signal decides.
+4. Every counted signal that disagrees about AI involvement is listed in ``conflicts``.
 
 Bad input stays a per-file error (``BadInputError``: missing, unreadable, empty); damage
 inside the file (a malformed manifest, truncated XMP, huge or binary text chunks) is listed in
@@ -369,11 +371,9 @@ def _suggest(signals: list[OriginSignal]) -> tuple[str | None, list[str], list[C
         for s in weak:
             evidence.append(f"not enough on its own: {s.summary} [{s.found_in}]")
         return None, evidence, conflicts
-    top_rank = max(_RANK[s.strength] for s in counted)
-    top = [s for s in counted if _RANK[s.strength] == top_rank]
-    ai_top = [s for s in top if s.source_type in AI_SOURCE_TYPES]
-    # Same strength, different answers: the one that says AI was involved wins.
-    chosen = ai_top[0] if ai_top else top[0]
+    ai = [s for s in counted if s.source_type in AI_SOURCE_TYPES]
+    pool = ai or counted  # rule 3: AI evidence decides whenever there is any
+    chosen = max(pool, key=lambda s: _RANK[s.strength])  # first of the strongest
     suggested = chosen.source_type
     for s in counted:
         if s.source_type == suggested:

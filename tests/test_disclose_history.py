@@ -129,6 +129,14 @@ def test_declaring_capture_for_signed_ai_content_warns_and_strict_refuses(
     assert "watermark" in json.loads(refused.stdout)["reason"]
     assert disclose(work, "--source-type", "trainedAlgorithmicMedia", "--strict", "--no-record",
                     wm).exit_code == 0
+    # Signed anyway as a capture (a PNG keeps its pixels, so the watermark stays): inspect
+    # lets the watermark decide over the signed claim, and lists the conflict.
+    lied = json.loads(disclose(work, "--source-type", "digitalCapture", "--no-record",
+                               "-o", tmp_path / "lied.png", wm).stdout)
+    report = json.loads(run("inspect", "--json", lied["path"], ok=(0,)).stdout)["reports"][0]
+    assert report["suggestion"] == "trainedAlgorithmicMedia"
+    assert any("c2pa" in c["message"] and "digitalCapture" in c["message"]
+               for c in report["conflicts"])
 
 
 @pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="conformance assets absent")
