@@ -69,7 +69,10 @@ def verify(file: Path, trust: tuple[Path, ...], sidecar: Path | None, require_tr
       14  malformed
       15  unreachable  the manifest is remote and is never fetched
        3  bad input (missing file, unreadable trust anchor)
-    Only exit 0 means the disclosure is what its signer wrote.
+    Only exit 0 means the disclosure is what its signer wrote. The exit code is the active
+    (newest) manifest's; the manifests before it (parentOf ingredients, e.g. from an earlier
+    disclosure or a camera) are listed as the history, each with its own state ("chain" in
+    the JSON).
 
     \b
     Example:

@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
+from provenance.c2pa_sign import disclose
 from provenance.embedded_metadata import MAX_TEXT_BYTES, read_embedded_metadata
 from provenance.errors import BadInputError
+from provenance.identities import new_signing_identity
 from provenance.iptc import DIGITAL_SOURCE_TYPES
 from provenance.origin import consistency_conflicts, inspect_origin
 from provenance.watermarks import (
@@ -240,18 +242,22 @@ def test_bytes_input_and_bad_input() -> None:
         inspect_origin(Path("missing.png"))
 
 
-def test_garbage_manifest_box_is_a_problem_not_a_crash(tmp_path: Path) -> None:
-    # A JPEG APP11 (JUMBF) segment with a C2PA box header and garbage after it.
-    good = _jpeg_with_exif(tmp_path / "g.jpg", Make="Canon").read_bytes()
-    payload = b"JP\x00\x01\x00\x00\x00\x01" + struct.pack(">I", 40) + b"jumb" + b"\x00" * 8 + \
-        b"c2pa" + b"\xff" * 20
-    bad = good[:2] + b"\xff\xeb" + struct.pack(">H", len(payload) + 2) + payload + good[2:]
+def test_malformed_manifest_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    identity = new_signing_identity(tmp_path / "keys")
+    source = _jpeg_with_exif(tmp_path / "s.jpg", Make="Canon")
+    signed = disclose(source, source_type="trainedAlgorithmicMedia", generator=None,
+                      identity=identity).path.read_bytes()
+    claim = signed.index(b"c2pa.claim")
+    bad = signed[:claim + 30] + b"\xff" * 50 + signed[claim + 80:]  # CBOR of the claim
     report = inspect_origin(bad, name="bad.jpg")
-    c2pa_items = [s for s in report.signals if s.signal == "c2pa"]
-    assert all(s.strength == "none" for s in c2pa_items)
-    if c2pa_items:  # the SDK saw a manifest it could not read
-        assert any("bad.jpg" in p and "C2PA" in p for p in report.problems)
-    assert report.suggested_source_type is None
+    assert report.c2pa["status"] == "malformed"
+    [c2pa_signal] = [s for s in report.signals if s.signal == "c2pa"]
+    assert c2pa_signal.strength == "none" and c2pa_signal.source_type is None
+    assert any(p.startswith("bad.jpg:") and "malformed" in p for p in report.problems)
+    # The rest of the file is still read: its XMP (unsigned) still says AI.
+    assert report.suggested_source_type == TRAINED
+    assert [(s.signal, s.strength) for s in report.signals if s.source_type] == [
+        ("xmp", "medium"), ("exif", "weak")]
 
 
 # --- C2PA reference assets made by other tools ---------------------------------------------
