@@ -166,7 +166,7 @@ class DisclosureStore:
 
     def for_items(self, item_ids: Iterable[int]) -> dict[int, list[DisclosureRow]]:
         """``item id -> its disclosures, newest first`` for the given items (absent when none)."""
-        ids = sorted(set(int(i) for i in item_ids))
+        ids = sorted({int(i) for i in item_ids})
         out: dict[int, list[DisclosureRow]] = {}
         for start in range(0, len(ids), 900):  # SQLite's default bound-parameter limit is 999
             chunk = ids[start:start + 900]

@@ -86,7 +86,7 @@ _FAIL_ON = ("exact", "near-duplicate", "paraphrase", "never")
 class OriginalityRefusedError(ProvenanceError):
     """The originality check flagged the content, so it was not disclosed (pass ``force``)."""
 
-    def __init__(self, message: str, check: "OriginalityCheck") -> None:
+    def __init__(self, message: str, check: OriginalityCheck) -> None:
         self.check = check
         super().__init__(message)
 
