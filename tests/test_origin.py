@@ -29,6 +29,7 @@ from provenance.watermarks import (
     decode_dwt_dct_bits,
     decode_known_watermarks,
 )
+from provenance.xmp import with_xmp
 
 from .conftest import DATA
 
@@ -103,11 +104,15 @@ def test_stable_diffusion_webui_parameters_and_comfyui_chunks(tmp_path: Path) ->
     assert plain.generators == [] and plain.items[0].key == "Comment"
 
 
-def test_webui_settings_in_jpeg_usercomment(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+@pytest.mark.parametrize("encoding", ["utf-16-be", "utf-16-le"])
+def test_webui_settings_in_exif_usercomment(tmp_path: Path, fmt: str, encoding: str) -> None:
+    # The web UIs put their settings in EXIF UserComment for JPEG and WebP; writers disagree
+    # on the UCS-2 byte order.
     exif = Image.Exif()
-    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + A1111.encode("utf-16-be")
-    path = tmp_path / "w.jpg"
-    Image.new("RGB", (64, 48)).save(path, "JPEG", exif=exif.tobytes())
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\x00" + A1111.encode(encoding)
+    path = tmp_path / f"w.{fmt.lower()}"
+    Image.new("RGB", (64, 48)).save(path, fmt, exif=exif.tobytes())
     [gen] = read_embedded_metadata(path.read_bytes()).generators
     assert gen.key == "UserComment" and gen.model == "v1-5-pruned-emaonly"
 
@@ -137,6 +142,17 @@ def test_truncated_xmp_still_reports_its_value_and_a_problem(tmp_path: Path) -> 
     assert [i.value for i in meta.digital_source_types] == [TRAINED]
     assert "malformed" in meta.digital_source_types[0].location
     assert any("XMP packet is malformed" in p for p in meta.problems)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_xmp_written_by_disclose_is_read_back_in_each_container(fmt: str) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(buf, fmt)
+    media = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}[fmt]
+    data, written = with_xmp(buf.getvalue(), media, TRAINED)
+    assert written
+    meta = read_embedded_metadata(data, f"x.{fmt.lower()}")
+    assert [i.value for i in meta.digital_source_types] == [TRAINED] and meta.problems == []
 
 
 def test_exif_camera_and_generator_software(tmp_path: Path) -> None:
