@@ -171,7 +171,7 @@ def _render_disclosure(outcome: DisclosureOutcome, index_dir: Path | None) -> No
         click.echo(f"  note: {r.soft_binding_note}")
     if outcome.origin is not None:
         found = outcome.origin.suggestion
-        state = "consistent with" if not outcome.conflicts else "CONTRADICTS"
+        state = "is consistent with" if not outcome.conflicts else "CONTRADICTS"
         click.echo(f"  origin: the file itself suggests {found}; the declaration {state} it")
     if outcome.check:
         a = outcome.check.assertion
