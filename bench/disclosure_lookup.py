@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from provenance.checker import Index
 from provenance.disclosure import disclose_content, lookup
-from provenance.manifest import new_signing_identity
+from provenance.identities import new_signing_identity
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
 

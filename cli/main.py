@@ -300,12 +300,17 @@ def demo(as_json: bool, index_path: Path | None) -> None:
 
 
 # Disclosure manifests (issue 4): keys new, disclose, verify, lookup.
-from .disclose import disclose, keys, lookup, verify  # noqa: E402
+from .disclose import disclose  # noqa: E402
+from .inspect_origin import inspect_command  # noqa: E402
+from .keys import keys  # noqa: E402
+from .lookup import lookup  # noqa: E402
+from .verify import verify  # noqa: E402
 
 main.add_command(keys)
 main.add_command(disclose)
 main.add_command(verify)
 main.add_command(lookup)
+main.add_command(inspect_command, "inspect")
 
 # provenance audit (issue 3)
 from .audit import audit  # noqa: E402

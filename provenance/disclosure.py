@@ -1,7 +1,7 @@
 """Disclosure workflow: originality check → signed C2PA manifest → soft binding in the index.
 
-``provenance.manifest`` signs and verifies one file. This module joins it to the originality
-index, so a library caller gets the same behaviour as ``provenance disclose`` / ``lookup``:
+``provenance.c2pa_sign`` and ``provenance.c2pa_verify`` sign and verify one file. This module joins it to the
+originality index, so a library caller gets the same behaviour as ``provenance disclose`` / ``lookup``:
 
 * ``check_originality`` runs the index check on the content about to be disclosed and turns
   the report into the ``org.provenance-checker.originality`` assertion (verdict, top matches'
@@ -14,6 +14,9 @@ index, so a library caller gets the same behaviour as ``provenance disclose`` / 
 * ``lookup`` finds recorded disclosures for a copy whose manifest was stripped, or which was
   re-encoded, resized or lightly edited, by fingerprint (PDQ/pHash for images, shingles and
   embeddings for text), and says how close the copy is.
+* ``disclose_content`` also inspects what the input already says about its origin
+  (``provenance.origin``) and warns, or with ``strict`` refuses, when the declared source
+  type contradicts it; the manifest it signs keeps an existing manifest as its parent.
 * ``import_signing_identity`` stores an existing certificate chain and key in the directory
   layout that ``new_signing_identity`` creates, so ``--signer DIR`` works for both.
 """
@@ -30,29 +33,32 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from .atomic import atomic_write_bytes
+from .c2pa_formats import sniff_media_type
+from .c2pa_sign import DisclosureResult, disclose
+from .c2pa_verify import verify
 from .checker import Index
 from .content import load_content
 from .errors import BadInputError, ProvenanceError
-from .indexes.manifests import DisclosureRow, DisclosureStore
-from .manifest import (
+from .identities import (
     CA_FILE,
     CHAIN_FILE,
     KEY_FILE,
-    DisclosureResult,
     SigningIdentity,
-    atomic_write_bytes,
-    disclose,
     load_signing_identity,
-    parse_source_type,
-    verify,
 )
+from .indexes.manifests import DisclosureRow, DisclosureStore
+from .iptc import parse_source_type
+from .origin import Conflict, OriginReport, consistency_conflicts, inspect_origin
 from .report import VERDICTS, Match, Report, verdict_rank
+from .soft_binding import ISCC_NEAR_BITS, IsccCode, iscc_content_code, iscc_distance
 
 __all__ = [
     "DISCLOSED_SOURCE",
     "ORIGINALITY_LABEL",
     "ORIGINALITY_SCHEMA",
     "DisclosureOutcome",
+    "InconsistentDisclosureError",
     "LookupHit",
     "LookupResult",
     "OriginalityCheck",
@@ -82,6 +88,15 @@ class OriginalityRefusedError(ProvenanceError):
 
     def __init__(self, message: str, check: OriginalityCheck) -> None:
         self.check = check
+        super().__init__(message)
+
+
+class InconsistentDisclosureError(ProvenanceError):
+    """The declared source type contradicts what the input carries, and ``strict`` is on."""
+
+    def __init__(self, message: str, origin: OriginReport, conflicts: list[Conflict]) -> None:
+        self.origin = origin
+        self.conflicts = conflicts
         super().__init__(message)
 
 
@@ -116,16 +131,26 @@ class DisclosureOutcome:
     record: DisclosureRow | None = None
     record_note: str | None = None
     fingerprint_skipped: dict[str, str] = field(default_factory=dict)
+    origin: OriginReport | None = None
+    conflicts: list[Conflict] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             **self.result.to_dict(),
+            "origin": self.origin.to_dict() if self.origin else None,
+            "consistency": consistency_dict(self.conflicts, checked=self.origin is not None),
             "originality": self.check.assertion if self.check else None,
             "recorded": self.record.to_dict() if self.record else None,
             "record_note": self.record_note,
             "fingerprint_skipped": self.fingerprint_skipped,
         }
+
+
+def consistency_dict(conflicts: list[Conflict], *, checked: bool = True) -> dict[str, Any]:
+    """The ``consistency`` part of a disclosure's JSON: checked, consistent, conflicts."""
+    return {"checked": checked, "consistent": not conflicts,
+            "conflicts": [c.to_dict() for c in conflicts]}
 
 
 def signer_fingerprint(identity: SigningIdentity) -> str:
@@ -211,8 +236,9 @@ def disclose_content(path: Path, *, source_type: str, generator: str | None,
                      identity: SigningIdentity, index: Index | None = None, check: bool = False,
                      force: bool = False, fail_on: str = "near-duplicate",
                      output: Path | None = None, in_place: bool = False,
-                     record: bool = True) -> DisclosureOutcome:
-    """Disclose ``path`` (see ``provenance.manifest.disclose``), optionally after an
+                     record: bool = True, strict: bool = False,
+                     trust_anchors: list[Path] | None = None) -> DisclosureOutcome:
+    """Disclose ``path`` (see ``provenance.c2pa_sign.disclose``), optionally after an
     originality check, and record the disclosure in ``index`` for ``lookup``.
 
     Order matters: the source type is validated and the check runs before anything is
@@ -221,10 +247,16 @@ def disclose_content(path: Path, *, source_type: str, generator: str | None,
 
     ``record=False`` uses ``index`` for the check only and records nothing.
 
+    Before signing, the input is inspected (``inspect_origin``, with ``trust_anchors``): a
+    declared type that contradicts what the file carries (say ``digitalCapture`` for an
+    image whose own valid manifest says ``trainedAlgorithmicMedia``) is listed in the
+    outcome's ``conflicts``, and with ``strict`` nothing is signed.
+
     Raises:
         BadInputError: unusable input or arguments (``check`` without ``index``, unknown
             source type, ...).
         OriginalityRefusedError: ``check`` flagged the content and ``force`` is off.
+        InconsistentDisclosureError: ``strict`` and the declaration contradicts the input.
         ManifestError: signing or embedding failed.
         ProvenanceIndexError: the index could not be read or written.
     """
@@ -234,6 +266,13 @@ def disclose_content(path: Path, *, source_type: str, generator: str | None,
         raise BadInputError("an originality check needs an index", str(path))
     if not path.is_file():
         raise BadInputError("no such file (or not a regular file)", str(path))
+    origin = inspect_origin(path, trust_anchors=trust_anchors)
+    conflicts = consistency_conflicts(source_type, origin)
+    if conflicts and strict:
+        raise InconsistentDisclosureError(
+            f"{path}: the declared source type contradicts what the file carries: "
+            + "; ".join(c.message for c in conflicts) + ". Not disclosed (strict)",
+            origin, conflicts)
     signer_sha = signer_fingerprint(identity)
     originality: OriginalityCheck | None = None
     if check:
@@ -254,7 +293,8 @@ def disclose_content(path: Path, *, source_type: str, generator: str | None,
         in_place=in_place,
         extra_assertions=[{"label": ORIGINALITY_LABEL, "data": originality.assertion}]
         if originality else None)
-    outcome = DisclosureOutcome(result=result, check=originality)
+    outcome = DisclosureOutcome(result=result, check=originality, origin=origin,
+                                conflicts=conflicts)
     if index is not None and record:
         _record(index, outcome, signer_sha)
     return outcome
@@ -287,7 +327,8 @@ def _record(idx: Index, outcome: DisclosureOutcome, signer_sha: str) -> None:
         output_sha256=content.sha256, embedded=result.embedded, media_type=result.media_type,
         source_type=result.source_type, generator=result.generator, signer=result.signer,
         signer_cert_sha256=signer_sha,
-        originality=outcome.check.assertion if outcome.check else None)
+        originality=outcome.check.assertion if outcome.check else None,
+        iscc=result.soft_binding)
 
 
 # ---------------------------------------------------------------------------------------
@@ -334,6 +375,7 @@ class LookupResult:
     own_status: str
     min_verdict: str
     hits: list[LookupHit]
+    iscc: str | None = None
 
     @property
     def found(self) -> bool:
@@ -344,7 +386,7 @@ class LookupResult:
         """JSON-ready form."""
         return {"schema": "provenance.lookup/1", "path": self.path, "sha256": self.sha256,
                 "media": self.media, "own_manifest_status": self.own_status,
-                "min_verdict": self.min_verdict, "found": self.found,
+                "min_verdict": self.min_verdict, "found": self.found, "iscc": self.iscc,
                 "hits": [h.to_dict() for h in self.hits]}
 
 
@@ -393,11 +435,56 @@ def lookup(idx: Index, path: Path, *, min_verdict: str = "near-duplicate") -> Lo
                       closeness=_closeness(m), disclosures=by_item[m.id],
                       manifest_status=[_recorded_status(r) for r in by_item[m.id]])
             for m in kept if m.id in by_item]
+    code = _query_iscc(path)
+    if code is not None:
+        _add_iscc_hits(store, code, hits, min_verdict)
     # Closest first; among equally close items (the same pixels disclosed twice), the newest
     # disclosure first, since it is the one that is current.
     hits.sort(key=lambda h: (verdict_rank(h.verdict), -h.score, -h.disclosures[0].disclosed_at))
     return LookupResult(path=str(path), sha256=report.sha256, media=report.media, own_status=own,
-                        min_verdict=min_verdict, hits=hits)
+                        min_verdict=min_verdict, hits=hits, iscc=code.code if code else None)
+
+
+def _query_iscc(path: Path) -> IsccCode | None:
+    """The looked-up file's ISCC content code, when it has one (images and text)."""
+    try:
+        data = path.read_bytes()
+        media_type = sniff_media_type(path, data)
+        if not media_type.startswith(("image/", "text/")):
+            return None
+        return iscc_content_code(data, media_type, str(path))
+    except (OSError, BadInputError):
+        return None
+
+
+def _add_iscc_hits(store: DisclosureStore, code: IsccCode, hits: list[LookupHit],
+                   min_verdict: str) -> None:
+    """Disclosures whose soft-binding ISCC is within ``ISCC_NEAR_BITS`` of ``code``: joined
+    to the fingerprint hit of the same item, or added as their own hits.
+
+    A content code within the threshold is a near-duplicate, never ``exact``: equal codes
+    say equal 32 x 32 grey thumbnails (or collapsed text), not equal bytes.
+    """
+    near: dict[int, int] = {}
+    for row in store.with_iscc():
+        distance = iscc_distance(code, row.iscc or "")
+        if distance is not None and distance <= ISCC_NEAR_BITS:
+            near[row.item_id] = min(distance, near.get(row.item_id, distance))
+    by_id = {h.item_id: h for h in hits}
+    new_items = [item for item in near if item not in by_id]
+    rows = store.for_items(new_items) if new_items else {}
+    for item, distance in near.items():
+        evidence = {"distance": distance, "threshold": ISCC_NEAR_BITS, "bits": 64,
+                    "code": code.code, "alg": "io.iscc.v0",
+                    "summary": f"{distance}/64 bits apart (io.iscc.v0 content code, threshold {ISCC_NEAR_BITS})"}
+        if item in by_id:
+            by_id[item].closeness["iscc"] = evidence
+        elif verdict_rank("near-duplicate") <= verdict_rank(min_verdict) and rows.get(item):
+            hits.append(LookupHit(
+                item_id=item, verdict="near-duplicate", signal="iscc",
+                score=round(1 - distance / 64, 4), distance=float(distance),
+                threshold=float(ISCC_NEAR_BITS), closeness={"iscc": evidence},
+                disclosures=rows[item], manifest_status=[_recorded_status(r) for r in rows[item]]))
 
 
 # ---------------------------------------------------------------------------------------

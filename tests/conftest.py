@@ -11,7 +11,17 @@ from PIL import Image
 from provenance import Index
 from provenance.samples import sample_photo
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+def _find_shared() -> Path:
+    # ../shared beside the checkout; a git worktree sits one level deeper (wt/<name>), so
+    # look upwards instead of counting parents.
+    for parent in Path(__file__).resolve().parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared"
+    return Path(__file__).resolve().parents[2] / "shared"
+
+
+SHARED = _find_shared()
 DATA = SHARED / "data"
 
 

@@ -14,10 +14,12 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image, ImageFilter
 
-from provenance.cli.disclose import VERIFY_EXIT_CODES
+from provenance.cli.exit_codes import VERIFY_EXIT_CODES
 from provenance.cli.main import main
 
-CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared/data/conformance/c2pa"
+from .conftest import DATA
+
+CONFORMANCE = DATA / "conformance" / "c2pa"
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 ORIGINALITY = "org.provenance-checker.originality"
 

@@ -12,19 +12,16 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from provenance.c2pa_formats import sidecar_path_for
+from provenance.c2pa_sign import disclose
+from provenance.c2pa_verify import read_manifest_json, verify
 from provenance.errors import BadInputError, ManifestError
-from provenance.manifest import (
-    DIGITAL_SOURCE_TYPES,
-    disclose,
-    load_signing_identity,
-    new_signing_identity,
-    parse_source_type,
-    read_manifest_json,
-    sidecar_path_for,
-    verify,
-)
+from provenance.identities import load_signing_identity, new_signing_identity
+from provenance.iptc import DIGITAL_SOURCE_TYPES, parse_source_type
 
-CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared/data/conformance/c2pa"
+from .conftest import DATA
+
+CONFORMANCE = DATA / "conformance" / "c2pa"
 TRAINED = DIGITAL_SOURCE_TYPES["trainedAlgorithmicMedia"]
 ORIGINALITY = "org.provenance-checker.originality"
 
@@ -180,13 +177,21 @@ def test_existing_xmp_is_kept_and_extended(tmp_path, identity):
     assert DIGITAL_SOURCE_TYPES["algorithmicallyEnhanced"].encode() in data
     assert data.count(b"http://ns.adobe.com/xap/1.0/\x00") == 1
     assert verify(result.path).status == "valid"
-    # Disclosing again replaces the manifest and updates the XMP value rather than adding one.
+    # Disclosing again updates the XMP value rather than adding one, and keeps the first
+    # manifest as the parent of the new one (issue 14: history is kept).
     again = disclose(result.path, source_type="humanEdits", generator=None, identity=identity,
                      in_place=True)
     data = again.path.read_bytes()
-    assert DIGITAL_SOURCE_TYPES["humanEdits"].encode() in data
-    assert DIGITAL_SOURCE_TYPES["algorithmicallyEnhanced"].encode() not in data
-    assert verify(again.path).source_types == [DIGITAL_SOURCE_TYPES["humanEdits"]]
+    assert data.count(b"http://ns.adobe.com/xap/1.0/\x00") == 1
+    xmp_start = data.index(b"http://ns.adobe.com/xap/1.0/\x00")
+    xmp = data[xmp_start:data.index(b"</x:xmpmeta>", xmp_start)]
+    assert DIGITAL_SOURCE_TYPES["humanEdits"].encode() in xmp
+    assert DIGITAL_SOURCE_TYPES["algorithmicallyEnhanced"].encode() not in xmp
+    checked = verify(again.path)
+    assert checked.source_types == [DIGITAL_SOURCE_TYPES["humanEdits"]]
+    assert [link.source_types for link in checked.chain] == [
+        [DIGITAL_SOURCE_TYPES["humanEdits"]], [DIGITAL_SOURCE_TYPES["algorithmicallyEnhanced"]]]
+    assert again.parent_manifest == result.manifest_label
 
 
 # --- text sidecars ---------------------------------------------------------------------
