@@ -131,10 +131,13 @@ class _NoBar:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema provenance.report/1).")
 @click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON report per line.")
 @click.option("--recursive", "-r", is_flag=True, help="Walk folders.")
+@click.option("--origin/--no-origin", default=True, show_default=True,
+              help="Also read what each file says about its own origin (C2PA, IPTC, generator settings, "
+                   "watermarks), reported under 'provenance'.")
 @index_option
 @quiet_option
 @handle_errors
-def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, recursive: bool,
+def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, recursive: bool, origin: bool,
           index_path: Path | None, quiet: bool) -> None:
     """Check drafts and images ('-' reads stdin) against the index.
 
@@ -169,7 +172,7 @@ def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, 
                 inputs.extend((f, str(f)) for f in iter_files([p], recursive=recursive, on_error=on_error))
         for src, name in inputs:
             try:
-                report = idx.check(src if isinstance(src, bytes) else Path(src), name)
+                report = idx.check(src if isinstance(src, bytes) else Path(src), name, origin=origin)
             except BadInputError as exc:
                 on_error(Path(name), str(exc).removeprefix(f"{name}: "))
                 continue
@@ -201,6 +204,9 @@ def render_table(reports: list[Report]) -> str:
         for m in r.near_misses:
             deciding = next(o for o in m.observations if o.signal == m.signal)
             lines.append(f"  near miss: item {m.id} {m.path} {m.signal} {deciding.summary()}")
+        if r.origin is not None and r.origin.signals:
+            lines.append(f"  provenance: suggests {r.origin.suggestion}"
+                         + (f" ({'; '.join(r.origin.evidence[:2])})" if r.origin.evidence else ""))
         for s in r.skipped:
             lines.append(f"  (skipped {s['signal']}: {s['reason']})")
     return "\n".join(lines) if lines else "no inputs checked"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .content import Content, Source, load_content
+from .content import Content, Source, load_content, source_path
 from .errors import BadInputError, ProvenanceIndexError, UnknownItemError
 from .indexes.catalog import Catalog, ItemRow, NewItem
 from .indexes.vectors import VectorIndex
@@ -328,9 +328,24 @@ class Index:
         return item
 
     # -- checking ---------------------------------------------------------------------------------
-    def check(self, source: Source, name: str | None = None) -> Report:
-        """Check one file, bytes or text against the index and return its :class:`Report`."""
-        return self.check_content(load_content(source, name))
+    def check(self, source: Source, name: str | None = None, *, origin: bool = True) -> Report:
+        """Check one file, bytes or text against the index and return its :class:`Report`.
+
+        With ``origin`` (the default) a file's or bytes' own provenance is read too (C2PA manifest,
+        IPTC source type, generator settings, watermarks: :func:`provenance.origin.inspect_origin`) and
+        reported under ``provenance``; damage there is listed in it, never fatal to the check.
+        """
+        content = load_content(source, name)
+        report = self.check_content(content)
+        path = source_path(source, name)
+        if origin and (path is not None or isinstance(source, bytes)):
+            from .origin import inspect_origin
+            where: Path | bytes = path if path is not None else content.data
+            try:
+                report.origin = inspect_origin(where, name=content.name)
+            except BadInputError as exc:
+                report.skipped.append({"signal": "provenance", "reason": str(exc)})
+        return report
 
     def check_text(self, text: str, name: str = "<text>") -> Report:
         """Check ``text`` itself (never read as a file name)."""

@@ -169,14 +169,22 @@ def _decode_image(data: bytes, fmt: str, name: str) -> tuple[Image.Image, tuple[
         raise BadInputError(f"corrupt or truncated {fmt.upper()} image: {exc}", name) from None
 
 
+def source_path(source: Source, name: str | None = None) -> Path | None:
+    """The file :func:`load_content` reads for ``source``, or ``None`` when ``source`` is the content
+    itself (bytes, or a string that is text rather than a file name)."""
+    if isinstance(source, Path) or (isinstance(source, str) and name is None and _is_path_like(source)):
+        return Path(source)
+    return None
+
+
 def load_content(source: Source, name: str | None = None) -> Content:
     """Load ``source`` (a path, raw bytes, or the text itself) into a :class:`Content`.
 
     ``name`` labels the input in reports (defaults to the path, ``<bytes>`` or ``<text>``).
     Raises :class:`BadInputError` for unreadable, unsupported or corrupt input.
     """
-    if isinstance(source, Path) or (isinstance(source, str) and name is None and _is_path_like(source)):
-        path = Path(source)
+    path = source_path(source, name)
+    if path is not None:
         label = name or str(source)
         try:
             if path.is_dir():

@@ -17,8 +17,8 @@ Verdict = Literal["exact", "near-duplicate", "paraphrase", "original"]
 
 #: Strongest first. ``--fail-on V`` fails for V and anything stronger.
 VERDICTS: tuple[Verdict, ...] = ("exact", "near-duplicate", "paraphrase", "original")
-#: Report schema. ``/1`` plus additive fields only: ``near_misses`` on reports, ``rule`` and ``passed`` in
-#: every signal's evidence.
+#: Report schema. ``/1`` plus additive fields only: ``near_misses`` and ``provenance`` (what the input
+#: says about its own origin) on reports, ``value``, ``rule`` and ``passed`` in every signal's evidence.
 SCHEMA = "provenance.report/1"
 #: Most near misses listed on a report.
 MAX_NEAR_MISSES = 3
@@ -232,6 +232,8 @@ class Report:
     skipped: list[dict[str, str]] = field(default_factory=list)
     #: The closest candidates that did not pass any threshold (so an ``original`` can be judged).
     near_misses: list[Match] = field(default_factory=list)
+    #: What the input itself says about its origin (``provenance.origin.OriginReport``), when read.
+    origin: Any = None
 
     def fails(self, fail_on: str) -> bool:
         """Whether this report should fail a gate set at ``fail_on`` (a verdict, or ``never``)."""
@@ -250,6 +252,7 @@ class Report:
             "matches": [m.to_dict() for m in self.matches],
             "near_misses": [_near_miss(m) for m in self.near_misses],
             "skipped": self.skipped,
+            **({"provenance": self.origin.to_dict()} if self.origin is not None else {}),
         }
 
 

@@ -1,6 +1,7 @@
 """The CLI: exit codes, output formats, batches with bad files."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -109,3 +110,21 @@ def test_demo_runs_on_the_bundled_corpus():
     assert verdicts["drafts/draft-original.md"] == "original"
     assert verdicts["drafts/photo-rotated-recompressed.jpg"] == "near-duplicate"
     assert verdicts["drafts/photo-unrelated.jpg"] == "original"
+
+
+def test_check_reports_what_the_file_says_about_its_origin(env, tmp_path: Path) -> None:
+    """A generator's settings in a PNG text chunk appear under the report's ``provenance`` section."""
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a cat in a hat\nSteps: 20, Sampler: Euler a, Model: sd_xl_base_1.0")
+    img = tmp_path / "generated.png"
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(img, pnginfo=info)
+    idx = tmp_path / "idx"
+    assert run("init", "--index", idx).exit_code == 0
+    doc = json.loads(run("check", "--index", idx, "--json", img).stdout)
+    prov = doc["reports"][0]["provenance"]
+    assert prov["suggestion"] == "trainedAlgorithmicMedia"
+    assert any(s["signal"] == "generator-settings" for s in prov["signals"])
+    plain = json.loads(run("check", "--index", idx, "--json", "--no-origin", img).stdout)
+    assert "provenance" not in plain["reports"][0]
