@@ -87,7 +87,7 @@ def images(results: dict, tmp: Path) -> None:
             hit += ok
             orig = idx.catalog.find_sha256(load_content(p).sha256)
             c = load_content(data)
-            for sig in (idx.pdq, idx.phash):
+            for sig in (idx.signal("pdq"), idx.signal("phash")):
                 try:
                     q = [v[0].value for _, v in sig.query_variants(c)]
                     stored = idx.catalog.item_fingerprints(orig.id, sig.name)
@@ -102,7 +102,7 @@ def images(results: dict, tmp: Path) -> None:
         rep = idx.check(photos[i])
         false += rep.verdict != "original"
         c = load_content(photos[i])
-        for sig in (idx.pdq, idx.phash):
+        for sig in (idx.signal("pdq"), idx.signal("phash")):
             try:
                 q = np.frombuffer(b"".join(v[0].value for _, v in sig.query_variants(c)), dtype=np.uint8)
                 d, _ = idx.vectors(sig).search(q.reshape(8, -1), 1)

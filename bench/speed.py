@@ -98,7 +98,7 @@ def bench_add(tmp: Path, n_images: int, n_docs: int) -> dict[str, Any]:
     passages = [d[s:e] for d in docs for s, e in passage_spans(d)]
     log(f"speed: add {len(docs)} documents / {len(passages)} passages (product vs encode vs MinHash)")
     idx = Index.open(tmp / "add-text", create=True)
-    idx.embed.encode(["warm up"])
+    idx.signal("text-embed").encode(["warm up"])
     t = time.perf_counter()
     idx.add(docs)
     idx.flush()
@@ -107,7 +107,7 @@ def bench_add(tmp: Path, n_images: int, n_docs: int) -> dict[str, Any]:
     out["product_docs_s"] = len(docs) / dt
     out["catalog_bytes_per_doc"] = (tmp / "add-text" / "catalog.sqlite").stat().st_size / len(docs)
     out["n_passages"], out["n_docs"] = len(passages), len(docs)
-    model = __import__("provenance.signals.text", fromlist=["load_model"]).load_model(idx.embed.model_path)
+    model = __import__("provenance.signals.embedding", fromlist=["load_model"]).load_model(idx.signal("text-embed").model_path)
     idx.close()
     t = time.perf_counter()
     model.encode(passages, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
@@ -145,7 +145,7 @@ def bench_scale(tmp: Path, sizes: list[int], repeat: int) -> dict[str, Any]:
     out["draft_passages"] = n_draft_passages
     content = load_content(query_img)
     pdq_q = np.stack([np.frombuffer(f[0].value, dtype=np.uint8) for _, f in PDQSignal().query_variants(content)])
-    draft_q = idx.embed.encode([draft[s:e] for s, e in passage_spans(draft)])
+    draft_q = idx.signal("text-embed").encode([draft[s:e] for s, e in passage_spans(draft)])
     idx.close()
 
     for n in sizes:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from provenance.checker import Index, _Candidates
+from provenance.checker import Index
 from provenance.content import load_content
 from provenance.signals import EmbedSignal, ShingleSignal
 from provenance.textnorm import sentence_spans, tokenize
@@ -63,61 +63,28 @@ def run_pan(embed: EmbedSignal, n_pairs: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 # Index helpers
 
-class _CachedEmbed:
-    """Wrap ``EmbedSignal.fingerprint_many`` so the product check and the raw measurement share one
-    encode of each draft."""
-
-    def __init__(self, embed: EmbedSignal) -> None:
-        self.inner = embed.fingerprint_many
-        self.last: tuple[int, Any] | None = None
-
-    def __call__(self, contents):
-        if len(contents) == 1 and self.last and self.last[0] == id(contents[0]):
-            return self.last[1]
-        out = self.inner(contents)
-        if len(contents) == 1:
-            self.last = (id(contents[0]), out)
-        return out
-
-
-def _raw(idx: Index, content) -> tuple[dict[int, int], dict[int, float]]:
-    """Per indexed item: the longest aligned run (words) and the best passage cosine with the draft."""
-    cands = _Candidates(idx.catalog)
-    idx._check_shingles(content, cands, [])
-    runs = {c.item.id: int(o.value) for c in cands.values() for o in c.observations if o.signal == "text-shingle"}
-    out = idx.embed.fingerprint_many([content])[0]
+def _raw(idx: Index, content, pre, true_id: int | None) -> tuple[dict[int, float], dict[int, float]]:
+    """Per indexed item the search finds (and the true item, found or not): the longest aligned run
+    (words) and the best passage cosine with the draft, from the signals' own observations."""
+    seen = idx.observe(content, precomputed=pre)
+    obs = dict(seen.observations)
+    if true_id is not None and true_id not in obs:
+        obs.update(idx.observe(content, precomputed=pre, only=[true_id]).observations)
+    runs: dict[int, float] = {}
     cos: dict[int, float] = {}
-    if isinstance(out, list) and out:
-        q = np.stack([f.value for f in out])
-        sims, fids = idx.vectors(idx.embed).search(q, 16)
-        owners = idx.catalog.fingerprint_owners({int(i) for row in fids for i in row if i >= 0})
-        for row_s, row_i in zip(sims, fids):
-            for s, i in zip(row_s, row_i):
-                if i >= 0 and int(i) in owners:
-                    item = owners[int(i)][0]
-                    cos[item] = max(cos.get(item, -1.0), float(s))
-        cos["__q__"] = q  # type: ignore[index]
+    for item, got in obs.items():
+        for o in got:
+            if o.signal == "text-shingle":
+                runs[item] = o.value
+            elif o.signal == "text-embed":
+                cos[item] = o.evidence.max_cosine
     return runs, cos
 
 
-def _true_cos(idx: Index, q: np.ndarray | None, item_id: int) -> float:
-    if q is None:
-        return -1.0
-    fps = idx.catalog.item_fingerprints(item_id, "text-embed")
-    if not fps:
-        return -1.0
-    m = np.frombuffer(b"".join(fps), dtype=np.float32).reshape(len(fps), -1)
-    return float((q @ m.T).max())
-
-
-def _spans_for(match, evidence_keys=("text-shingle", "text-embed")) -> list[tuple[int, int]]:
-    out = []
-    ev = match.evidence
-    for r in ev.get("text-shingle", {}).get("regions", []):
-        out.append((r["draft"]["start"], r["draft"]["end"]))
-    for p in ev.get("text-embed", {}).get("passages", []):
-        out.append((p["draft"]["start"], p["draft"]["end"]))
-    return out
+def _spans_for(match) -> list[tuple[int, int]]:
+    """Draft spans of every passing observation's evidence."""
+    return [(d.start, d.end) for o in match.observations if o.passed and o.evidence is not None
+            for d, _ in o.evidence.span_pairs()]
 
 
 def _overlap(spans: list[tuple[int, int]], a: int, b: int) -> tuple[float, float]:
@@ -204,10 +171,10 @@ def run_planted(idx: Index, n_index: int, n_per_family: int, n_clean: int) -> di
     def query(draft: str, family: str, true_id: int | None, span: tuple[int, int] | None) -> None:
         content = load_content(draft)
         t = time.perf_counter()
-        rep = idx.check_content(content)
+        pre = idx.precompute(content)
+        rep = idx.check_content(content, precomputed=pre)
         dt = time.perf_counter() - t
-        runs, cos = _raw(idx, content)
-        q = cos.pop("__q__", None)  # type: ignore[arg-type]
+        runs, cos = _raw(idx, content, pre, true_id)
         row: dict[str, Any] = {"family": family, "true": true_id, "check_s": dt, "verdict": rep.verdict,
                                "words": len(tokenize(draft)),
                                "max_run_other": max([v for k, v in runs.items() if k != true_id], default=0),
@@ -218,7 +185,7 @@ def run_planted(idx: Index, n_index: int, n_per_family: int, n_clean: int) -> di
             row["found_verdict"] = m.verdict if m else "original"
             row["span_recall"], row["span_precision"] = _overlap(_spans_for(m), *span) if m else (0.0, 0.0)
             row["run_true"] = runs.get(true_id, 0)
-            row["cos_true"] = cos.get(true_id, _true_cos(idx, q, true_id))
+            row["cos_true"] = cos.get(true_id, -1.0)
         row["false_match"] = any(m.id != true_id for m in rep.matches)
         rows.append(row)
 
@@ -256,14 +223,14 @@ def run_clough(idx: Index) -> dict[str, Any]:
         if d["category"] == "orig":
             continue
         content = load_content(d["text"])
-        rep = idx.check_content(content)
-        runs, cos = _raw(idx, content)
-        q = cos.pop("__q__", None)  # type: ignore[arg-type]
         tid = task_id[d["task"]]
+        pre = idx.precompute(content)
+        rep = idx.check_content(content, precomputed=pre)
+        runs, cos = _raw(idx, content, pre, tid)
         m = next((m for m in rep.matches if m.id == tid), None)
         rows.append({"id": d["id"], "category": d["category"], "verdict": m.verdict if m else "original",
                      "any_verdict": rep.verdict, "run": runs.get(tid, 0),
-                     "cos": cos.get(tid, _true_cos(idx, q, tid))})
+                     "cos": cos.get(tid, -1.0)})
     return {"rows": rows}
 
 
@@ -276,12 +243,10 @@ def run(quick: bool = False, workdir: Path | None = None) -> dict[str, Any]:
     pan = run_pan(embed, n_pairs)
     save_json("text_pan.json", pan)
     idx = Index.open(Path(workdir or tmp.name) / "planted", create=True)
-    idx.embed.fingerprint_many = _CachedEmbed(idx.embed)  # type: ignore[method-assign]
     planted = run_planted(idx, n_index, n_fam, n_clean)
     idx.close()
     save_json("text_planted.json", planted)
     idx = Index.open(Path(workdir or tmp.name) / "clough", create=True)
-    idx.embed.fingerprint_many = _CachedEmbed(idx.embed)  # type: ignore[method-assign]
     clough = run_clough(idx)
     idx.close()
     save_json("text_clough.json", clough)

@@ -359,6 +359,18 @@ class Index:
             except BadInputError as exc:
                 yield exc
 
+    def precompute(self, content: Content) -> Precomputed:
+        """Query variants of the signals worth computing once (models, decoded images), for callers
+        that check or observe the same content several times."""
+        out: dict[str, Variants | SignalSkipped] = {}
+        for s in self.signals:
+            if s.compute != "inline" and s.accepts(content.media):
+                try:
+                    out[s.name] = s.query_variants(content)
+                except SignalSkipped as exc:
+                    out[s.name] = exc
+        return out
+
     def observe(self, content: Content, *, precomputed: Precomputed | None = None,
                 only: Iterable[int] | None = None) -> Observed:
         """Every installed signal's observations of ``content`` against the items it finds.

@@ -27,7 +27,6 @@ from .checker import Index
 from .content import Content, load_content
 from .errors import BadInputError
 from .files import iter_files
-from .signals import SignalSkipped
 from .textnorm import sentence_spans, tokenize
 from .transforms import FAMILIES, TEXT_FAMILIES, make_copy
 
@@ -111,18 +110,6 @@ def suggest_threshold(signal: str, current: float, lower_is_closer: bool, true_v
         best = max(ok) if lower_is_closer else min(ok)
     fmr, rec = rates(best)
     return Suggestion(signal, current, best, direction, fmr, rec, rec_c, fmr_c)
-
-
-def _precompute(idx: Index, content: Content) -> dict[str, Any]:
-    """Query variants of the signals worth computing once (models, decoded images) for several checks."""
-    out: dict[str, Any] = {}
-    for s in idx.signals:
-        if s.compute != "inline" and s.accepts(content.media):
-            try:
-                out[s.name] = s.query_variants(content)
-            except SignalSkipped as exc:
-                out[s.name] = exc
-    return out
 
 
 def _values(idx: Index, content: Content, true_id: int | None, pre: Any) -> dict[str, float]:
@@ -217,7 +204,7 @@ def evaluate(directory: Path | str, *, sample: int = 50, seed: int = 0, target_f
                             assert orig.text is not None
                             host = held[k % len(held)].text if held else None
                             copy = load_content(_text_copy(orig.text, host, fam, frng))
-                        pre = _precompute(idx, copy)
+                        pre = idx.precompute(copy)
                         rep = idx.check_content(copy, precomputed=pre)
                         vals = _values(idx, copy, res.id, pre)
                         for s, v in vals.items():
@@ -231,7 +218,7 @@ def evaluate(directory: Path | str, *, sample: int = 50, seed: int = 0, target_f
                 say(f"checking {len(held)} held-out {media} files")
                 matched = 0
                 for c in held:
-                    pre = _precompute(idx, c)
+                    pre = idx.precompute(c)
                     rep = idx.check_content(c, precomputed=pre)
                     matched += rep.verdict != "original"
                     for name, v in _values(idx, c, None, pre).items():
