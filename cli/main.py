@@ -263,7 +263,8 @@ def remove(item: int, index_path: Path | None) -> None:
 @index_option
 @handle_errors
 def rebuild(index_path: Path | None) -> None:
-    """Rebuild the FAISS indexes from the catalog (after an upgrade or a damaged snapshot).
+    """Back-fill signals installed after items were added, then rebuild the FAISS indexes from the
+    catalog (after an upgrade, a new signal plugin or a damaged snapshot).
 
     \b
     Example:
@@ -271,10 +272,16 @@ def rebuild(index_path: Path | None) -> None:
     """
     idx = open_index(index_path)
     try:
-        counts = idx.rebuild()
+        out = idx.rebuild()
     finally:
         idx.close()
-    click.echo("rebuilt " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    filled = out.pop("backfilled", None)
+    if filled:
+        click.echo(f"back-filled {', '.join(filled['signals'])} for {filled['items']} items")
+        for where in filled["unavailable"]:
+            warn(f"cannot back-fill {where}: its file is gone or changed (the catalog keeps no pixels); "
+                 "add it again to fingerprint it with the new signals")
+    click.echo("rebuilt " + ", ".join(f"{k}: {v}" for k, v in out.items()))
 
 
 @main.command()
