@@ -519,6 +519,36 @@ class Index:
         """Every live item."""
         return self.catalog.iter_items()
 
+    def find_by_fingerprint(self, signal: str, value: bytes, max_results: int = 10) -> list[tuple[int, float]]:
+        """Live items nearest to one raw fingerprint of a binary signal: ``[(item id, distance), ...]``.
+
+        ``value`` is the fingerprint as stored (``dim / 8`` bytes, most significant bit first), e.g. a
+        soft-binding value a client computed itself. No query variants and no threshold: nearest
+        first, at most ``max_results`` items, each at its closest stored fingerprint; the caller
+        decides what distance counts as a match. Items added by other processes are found (the FAISS
+        index catches up with the catalog) and removed items are not (the catalog join drops them).
+
+        Raises:
+            BadInputError: an unknown or non-binary signal, or a value of the wrong length.
+        """
+        sig = next((s for s in self.signals if s.name == signal), None)
+        if sig is None or sig.index_kind != "binary":
+            names = ", ".join(s.name for s in self._vector_signals() if s.index_kind == "binary")
+            raise BadInputError(f"no binary signal named {signal!r} (binary signals: {names})")
+        if len(value) * 8 != sig.dim:
+            raise BadInputError(f"a {signal} fingerprint is {sig.dim // 8} bytes, not {len(value)}")
+        # Each item holds several fingerprints (whole image, trimmed, content block) and removed items
+        # stay in FAISS until a rebuild, so ask for more rows than items wanted.
+        dist, ids = self.vectors(sig).search(np.frombuffer(value, dtype=np.uint8).reshape(1, -1),
+                                             max(SEARCH_K, 4 * max_results))
+        owners = self.catalog.fingerprint_owners(int(i) for i in ids[0] if i >= 0)
+        best: dict[int, float] = {}
+        for d, fid in zip(dist[0], ids[0]):
+            owner = owners.get(int(fid))
+            if owner is not None and float(d) < best.get(owner[0], float("inf")):
+                best[owner[0]] = float(d)
+        return sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:max_results]
+
 
 def _label(src: Source) -> str:
     if isinstance(src, bytes):
