@@ -519,14 +519,17 @@ class Index:
         """Every live item."""
         return self.catalog.iter_items()
 
-    def find_by_fingerprint(self, signal: str, value: bytes, max_results: int = 10) -> list[tuple[int, float]]:
+    def find_by_fingerprint(self, signal: str, value: bytes, max_results: int = 10, *,
+                            max_distance: float | None = None) -> list[tuple[int, float]]:
         """Live items nearest to one raw fingerprint of a binary signal: ``[(item id, distance), ...]``.
 
         ``value`` is the fingerprint as stored (``dim / 8`` bytes, most significant bit first), e.g. a
-        soft-binding value a client computed itself. No query variants and no threshold: nearest
-        first, at most ``max_results`` items, each at its closest stored fingerprint; the caller
-        decides what distance counts as a match. Items added by other processes are found (the FAISS
-        index catches up with the catalog) and removed items are not (the catalog join drops them).
+        soft-binding value a client computed itself. No query variants and no threshold of the signal's
+        own: nearest first, at most ``max_results`` items, each at its closest stored fingerprint, none
+        farther than ``max_distance`` when given (the caller decides what counts as a match; dropping
+        far rows before the catalog lookup is what keeps a lookup cheap). Items added by other
+        processes are found (the FAISS index catches up with the catalog) and removed items are not
+        (the catalog join drops them).
 
         Raises:
             BadInputError: an unknown or non-binary signal, or a value of the wrong length.
@@ -541,12 +544,14 @@ class Index:
         # stay in FAISS until a rebuild, so ask for more rows than items wanted.
         dist, ids = self.vectors(sig).search(np.frombuffer(value, dtype=np.uint8).reshape(1, -1),
                                              max(SEARCH_K, 4 * max_results))
-        owners = self.catalog.fingerprint_owners(int(i) for i in ids[0] if i >= 0)
+        rows = [(float(d), int(i)) for d, i in zip(dist[0], ids[0])
+                if i >= 0 and (max_distance is None or d <= max_distance)]
+        owners = self.catalog.fingerprint_owners(i for _, i in rows)
         best: dict[int, float] = {}
-        for d, fid in zip(dist[0], ids[0]):
-            owner = owners.get(int(fid))
-            if owner is not None and float(d) < best.get(owner[0], float("inf")):
-                best[owner[0]] = float(d)
+        for d, fid in rows:
+            owner = owners.get(fid)
+            if owner is not None and d < best.get(owner[0], float("inf")):
+                best[owner[0]] = d
         return sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:max_results]
 
 

@@ -372,8 +372,12 @@ class IndexWorker:
         # threads, 0.05 ms with one). OpenMP keeps the setting per thread, so it is made on the worker.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="provenance-index",
                                         initializer=faiss.omp_set_num_threads, initargs=(1,))
-        self.index: Index = self._pool.submit(Index.open, index_path, model_path=model_path).result()
-        self.disclosures: DisclosureStore = self._pool.submit(DisclosureStore, self.index.catalog.db).result()
+        try:
+            self.index: Index = self._pool.submit(Index.open, index_path, model_path=model_path).result()
+            self.disclosures = self._pool.submit(DisclosureStore, self.index.catalog.db).result()
+        except BaseException:
+            self._pool.shutdown(wait=False)
+            raise
 
     async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
         """``fn(*args)`` on the index thread, awaited without blocking the event loop."""
@@ -390,9 +394,9 @@ class IndexWorker:
     def by_binding(self, algorithm: SoftBindingAlgorithm, value: bytes, max_results: int) -> list[dict]:
         """Soft Binding Resolution matches for one fingerprint value."""
         # Near copies that were only `add`-ed (no manifest) can crowd the nearest items; look further.
-        nearest = self.index.find_by_fingerprint(algorithm.signal, value, min(4 * max_results, 400))
-        scored = [(item, 1.0 - d / algorithm.bits) for item, d in nearest if d <= algorithm.threshold]
-        return self._manifest_matches(scored, max_results)
+        nearest = self.index.find_by_fingerprint(algorithm.signal, value, 2 * max_results,
+                                                 max_distance=algorithm.threshold)
+        return self._manifest_matches([(item, 1.0 - d / algorithm.bits) for item, d in nearest], max_results)
 
     def by_content(self, content: Content, algorithm: SoftBindingAlgorithm | None,
                    max_results: int) -> list[dict]:
@@ -431,6 +435,11 @@ class IndexWorker:
         if row is None:
             raise NotFoundError(f"no manifest {manifest_id!r} is recorded in this index")
         store = _read_recorded_store(row)
+        # A later disclosure of the same file replaces its sidecar (or embedded store): then the
+        # manifest this id names is no longer there, and another one must not be served in its place.
+        if manifest_id.encode() not in store:
+            raise NotFoundError(f"manifest {manifest_id!r} was recorded, but the file that carried it "
+                                "now holds another manifest")
         return active_manifest_only(store) if active_only else store
 
     def info(self) -> dict[str, Any]:
@@ -532,8 +541,11 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if scope["path"] != "/healthz" and not hmac.compare_digest(headers.get(b"authorization", b""),
-                                                                   self._expected):
+        # Behind a proxy with --root-path, uvicorn puts the prefix in front of the path; routes see it without.
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        if path != "/healthz" and not hmac.compare_digest(headers.get(b"authorization", b""), self._expected):
             why = "a valid bearer token is needed (Authorization: Bearer <token>)" \
                 if b"authorization" in headers else "missing Authorization: Bearer <token> header"
             await problem(401, why, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
@@ -662,7 +674,7 @@ def create_app(index_path: Path, *, token: str, max_upload_bytes: int = DEFAULT_
         allow_source: Annotated[list[str] | None, Query(description=(
             "Source labels whose matches do not fail the gate (content you may reuse); repeatable."))] = None,
         name: Annotated[str | None, Query(description="Label of a raw-body upload in the report.")] = None,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """Answers `provenance check --json`'s `provenance.report/1` document, plus `fail_on`,
         `allowed_sources` and `failed` (what the CLI's exit code 1 says). A bad input among several
         files is listed under `errors` and the rest are checked; when every input is bad the answer is
@@ -690,7 +702,7 @@ def create_app(index_path: Path, *, token: str, max_upload_bytes: int = DEFAULT_
                    failed=any(_fails(r, fail_on, allowed) for r in reports))
         if errors:
             doc["errors"] = errors
-        return doc
+        return JSONResponse(doc)
 
     # -- C2PA Soft Binding Resolution API --------------------------------------------------------------
 
@@ -700,18 +712,18 @@ def create_app(index_path: Path, *, token: str, max_upload_bytes: int = DEFAULT_
         alg: Annotated[str, Query(description="An algorithm from /v1/services/supportedAlgorithms.")],
         value: Annotated[str, Query(description="The binding value, base64.")],
         max_results: MaxResults = 10,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         algorithm = _algorithm(alg)
         raw = _binding_value(algorithm, value)
-        return {"matches": await worker.run(worker.by_binding, algorithm, raw,
-                                            min(max_results, MAX_RESULTS_CAP))}
+        return JSONResponse({"matches": await worker.run(worker.by_binding, algorithm, raw,
+                                                         min(max_results, MAX_RESULTS_CAP))})
 
     @app.post("/v1/matches/byBinding", tags=["soft binding resolution"], operation_id="queryByLargeBinding",
               summary="Manifest ids for a soft-binding value (JSON body)", responses=_MATCHES_RESPONSE,
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                   "type": "object", "required": ["alg", "value"],
                   "properties": {"alg": {"type": "string"}, "value": {"type": "string"}}}}}}})
-    async def by_binding_post(request: Request, max_results: MaxResults = 10) -> dict[str, Any]:
+    async def by_binding_post(request: Request, max_results: MaxResults = 10) -> JSONResponse:
         query = _json_object(await request.body())
         alg, value = query.get("alg"), query.get("value")
         if not isinstance(alg, str) or not isinstance(value, str):
@@ -729,7 +741,7 @@ def create_app(index_path: Path, *, token: str, max_upload_bytes: int = DEFAULT_
         max_results: MaxResults = 10,
         hint_alg: Annotated[str | None, Query(alias="hintAlg", description="Accepted and ignored.")] = None,
         hint_value: Annotated[str | None, Query(alias="hintValue", description="Accepted and ignored.")] = None,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         algorithm = _algorithm(alg) if alg else None
         ctype = _media_type(request)
         if not (ctype.startswith(("image/", "text/")) or ctype == "application/octet-stream"):
@@ -738,8 +750,8 @@ def create_app(index_path: Path, *, token: str, max_upload_bytes: int = DEFAULT_
         data = await request.body()
         label = _upload_name(request.headers.get("x-filename"), "<upload>")
         content = await asyncio.get_running_loop().run_in_executor(None, _decode_upload, data, label, ctype)
-        return {"matches": await worker.run(worker.by_content, content, algorithm,
-                                            min(max_results, MAX_RESULTS_CAP))}
+        return JSONResponse({"matches": await worker.run(worker.by_content, content, algorithm,
+                                                         min(max_results, MAX_RESULTS_CAP))})
 
     @app.get("/v1/manifests/{manifestId:path}", tags=["soft binding resolution"],
              operation_id="getManifestById", summary="The manifest store recorded under a manifest id",

@@ -242,6 +242,20 @@ def test_by_content_png_alg_filter_and_text(client: TestClient, work: dict) -> N
         sidecar.read_bytes()
 
 
+def test_a_replaced_manifest_is_404_not_another_one(tmp_path: Path) -> None:
+    identity = new_signing_identity(tmp_path / "keys")
+    post = tmp_path / "post.md"
+    post.write_text(ARTICLE, encoding="utf-8")
+    with Index.open(tmp_path / "idx", create=True) as idx:
+        first, second = (disclose_content(post, source_type=kind, generator=None, identity=identity, index=idx)
+                         for kind in ("humanEdits", "trainedAlgorithmicMedia"))  # the sidecar is rewritten
+    with TestClient(create_app(tmp_path / "idx", token=TOKEN)) as c:
+        old = c.get(f"/v1/manifests/{first.record.manifest_label}", headers=AUTH)
+        assert old.status_code == 404 and "now holds another manifest" in old.json()["detail"]
+        new = c.get(f"/v1/manifests/{second.record.manifest_label}", headers=AUTH)
+        assert new.status_code == 200 and new.content == Path(second.result.manifest_path).read_bytes()
+
+
 def test_unknown_manifest_is_404(client: TestClient) -> None:
     r = client.get("/v1/manifests/urn:c2pa:00000000-0000-0000-0000-000000000000", headers=AUTH)
     assert r.status_code == 404 and "no manifest" in r.json()["detail"]
