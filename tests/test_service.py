@@ -183,6 +183,18 @@ def test_by_binding_ignores_content_without_a_manifest(client: TestClient, work:
         assert r.json() == {"matches": []}
 
 
+def test_find_by_fingerprint_is_threshold_free_unless_asked(work: dict) -> None:
+    with Index.open(work["index"]) as idx:
+        item = next(i for i in idx.items() if i.source == "own")
+        value = idx.catalog.item_fingerprints(item.id, "pdq")[0]
+        assert idx.find_by_fingerprint("pdq", value, 1) == [(item.id, 0.0)]
+        everything = idx.find_by_fingerprint("pdq", bytes(255 - b for b in value), 10)
+        assert len(everything) == 3 and all(d > 31 for _, d in everything)  # the 3 photos, far away
+        assert idx.find_by_fingerprint("pdq", bytes(255 - b for b in value), 10, max_distance=31) == []
+        with pytest.raises(BadInputError, match="binary signals: pdq, phash"):
+            idx.find_by_fingerprint("text-embed", value)
+
+
 @pytest.mark.parametrize("params, detail", [
     ({"alg": "io.iscc.v0", "value": "AAAA"}, "alg 'io.iscc.v0' is not supported here"),
     ({"alg": PDQ, "value": "not base64!"}, "value is not base64"),
