@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import click
@@ -37,13 +38,15 @@ def _is_loopback(host: str) -> bool:
               help="Write a new random token to the token file (mode 0600), print it, and exit.")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=32.0, show_default=True,
               help="Largest request body accepted, in MiB (larger ones get 413).")
+@click.option("--max-concurrent", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Connections and requests at once; more get 503 (bounds the memory queued uploads hold).")
 @click.option("--root-path", default="", metavar="PREFIX",
               help="URL prefix a reverse proxy serves the service under (e.g. /provenance).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True, help="uvicorn's log level (access log at info).")
 @handle_errors
 def serve(index_path: Path | None, host: str, port: int, token_file: Path | None, new_token: bool,
-          max_upload_mb: float, root_path: str, log_level: str) -> None:
+          max_upload_mb: float, max_concurrent: int, root_path: str, log_level: str) -> None:
     """Serve the index over HTTP: /v1/check, the C2PA Soft Binding Resolution API, /v1/info, /docs.
 
     Every route but /healthz needs "Authorization: Bearer <token>". Items that `provenance add` adds
@@ -57,12 +60,13 @@ def serve(index_path: Path | None, host: str, port: int, token_file: Path | None
     """
     index_path = index_path or default_index_path()
     if new_token:
-        from ..service import TOKEN_FILE, write_new_token
+        from ..service import TOKEN_ENV, TOKEN_FILE, write_new_token
 
         where = token_file or index_path / TOKEN_FILE
         click.echo(write_new_token(where))
         warn(f"wrote a new token to {where} (mode 0600); the old one no longer works once the service "
-             "restarts")
+             "restarts" + (f"; ${TOKEN_ENV} is set and takes precedence over the file" if os.environ.get(TOKEN_ENV)
+                           else ""))
         return
     import uvicorn
 
@@ -75,4 +79,5 @@ def serve(index_path: Path | None, host: str, port: int, token_file: Path | None
     app = create_app(index_path, token=token, max_upload_bytes=int(max_upload_mb * 1024 * 1024))
     # One process: the index, its FAISS indexes and the text model live in it (and a second worker
     # would only duplicate them). server_header off: no version banner for strangers.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, root_path=root_path, server_header=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, root_path=root_path, server_header=False,
+                limit_concurrency=max_concurrent)
