@@ -82,6 +82,7 @@ __all__ = [
     "TOKEN_ENV",
     "TOKEN_FILE",
     "SoftBindingAlgorithm",
+    "active_manifest_only",
     "create_app",
     "extract_manifest_store",
     "load_token",

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from provenance.samples import sample_photo
 from provenance.service import (
     ALGORITHMS,
     TOKEN_ENV,
+    active_manifest_only,
     create_app,
     extract_manifest_store,
     load_token,
@@ -252,6 +254,17 @@ def test_by_content_png_alg_filter_and_text(client: TestClient, work: dict) -> N
     sidecar = Path(work["post.md"].result.manifest_path)
     assert client.get(f"/v1/manifests/{label(work, 'post.md')}", headers=AUTH).content == \
         sidecar.read_bytes()
+
+
+def test_active_manifest_only_keeps_the_description_and_the_last_manifest() -> None:
+    def box(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+    description = box(b"jumd", b"c2pa\x00\x11\x00\x10\x80\x00\x00\xaa\x00\x38\x9b\x71\x03c2pa\x00")
+    first, last = box(b"jumb", b"manifest one"), box(b"jumb", b"manifest two")
+    store = box(b"jumb", description + first + last)
+    assert active_manifest_only(store) == box(b"jumb", description + last)
+    assert active_manifest_only(box(b"jumb", description + last)) == box(b"jumb", description + last)
 
 
 def test_a_replaced_manifest_is_404_not_another_one(tmp_path: Path) -> None:
