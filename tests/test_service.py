@@ -442,6 +442,12 @@ def test_live_server_binds_loopback_and_checks_tokens(server: dict) -> None:
     assert httpx.get(server["url"] + "/healthz").status_code == 200
     assert httpx.get(server["url"] + "/v1/info").status_code == 401
     assert httpx.get(server["url"] + "/v1/info", headers=server["auth"]).json()["counts"]["items"] == 0
+    bad = httpx.post(server["url"] + "/v1/check", content=b"\x89PNG\r\n\x1a\n" + bytes(30),
+                     headers={**server["auth"], "Content-Type": "image/png"}, timeout=30)
+    assert bad.status_code == 400 and "corrupt or truncated PNG" in bad.json()["detail"]
+    unknown = httpx.get(server["url"] + "/v1/matches/byBinding", params={"alg": "io.iscc.v0", "value": "AA=="},
+                        headers=server["auth"])
+    assert unknown.status_code == 400 and "not supported here" in unknown.json()["detail"]
 
 
 def test_live_server_sees_items_added_and_removed_by_another_process(server: dict) -> None:
