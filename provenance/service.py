@@ -535,7 +535,12 @@ class _Guard:
 
     def __init__(self, app: Callable, *, token: str, max_body: int) -> None:
         self.app, self.max_body = app, max_body
-        self._expected = f"Bearer {token}".encode()
+        self._token = token.encode()
+
+    def _authorized(self, header: bytes) -> bool:
+        scheme, _, credentials = header.partition(b" ")
+        # The scheme name is case-insensitive (RFC 9110); the token is compared in constant time.
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._token)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -546,7 +551,7 @@ class _Guard:
         path, root = scope["path"], scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):]
-        if path != "/healthz" and not hmac.compare_digest(headers.get(b"authorization", b""), self._expected):
+        if path != "/healthz" and not self._authorized(headers.get(b"authorization", b"")):
             why = "a valid bearer token is needed (Authorization: Bearer <token>)" \
                 if b"authorization" in headers else "missing Authorization: Bearer <token> header"
             await problem(401, why, {"WWW-Authenticate": "Bearer"})(scope, receive, send)

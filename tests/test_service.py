@@ -121,6 +121,10 @@ def test_everything_but_health_needs_the_token(client: TestClient, path: str, he
     assert "Bearer" in r.json()["detail"]
 
 
+def test_the_bearer_scheme_name_is_case_insensitive(client: TestClient) -> None:
+    assert client.get("/v1/info", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
+
+
 def test_post_without_token_is_refused_before_the_body_is_used(client: TestClient, work: dict) -> None:
     r = client.post("/v1/matches/byContent", content=stripped_copy(work["photo.jpg"].result.path),
                     headers={"Content-Type": "image/jpeg"})
