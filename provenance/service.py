@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -208,8 +209,11 @@ def write_new_token(path: Path) -> str:
     token = secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    # Created 0600 from the start (not chmod-ed after), so the token is never readable by others.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Created 0600 from the start (not chmod-ed after), so the token is never readable by others; a stale
+    # temporary file goes first, as O_CREAT would keep its old mode.
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
     os.replace(tmp, path)
@@ -235,7 +239,7 @@ def load_token(index_path: Path, token_file: Path | None = None) -> str:
                             f"--new-token` or set ${TOKEN_ENV}", str(path))
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        raise BadInputError(f"the token file is readable by other users (mode {mode:o}); "
+        raise BadInputError(f"the token file is open to other users (mode {mode:o}); "
                             f"`chmod 600 {path}` or make a new one with --new-token", str(path))
     token = path.read_text(encoding="utf-8").strip()
     if len(token) < MIN_TOKEN_CHARS:

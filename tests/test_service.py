@@ -402,7 +402,7 @@ def test_new_token_file_is_private_and_loaded(tmp_path: Path, monkeypatch: pytes
     assert load_token(idx) == TOKEN  # the environment wins
     monkeypatch.delenv(TOKEN_ENV)
     token_file.chmod(0o644)
-    with pytest.raises(BadInputError, match="readable by other users"):
+    with pytest.raises(BadInputError, match="open to other users"):
         load_token(idx)
 
 
