@@ -311,26 +311,73 @@ def _webp_store(data: bytes) -> bytes | None:
     return None
 
 
-def extract_manifest_store(asset: bytes) -> bytes | None:
-    """The C2PA manifest store (JUMBF bytes, ``application/c2pa``) embedded in a JPEG, PNG or WebP file,
-    or ``None`` when there is none (or the format is not one of these).
+def _tiff_store(data: bytes) -> bytes | None:
+    # The C2PA tag (0xCD41, type UNDEFINED) in the first IFD of a classic TIFF; BigTIFF is not unpacked.
+    order = "<" if data[:2] == b"II" else ">"
+    version, ifd = struct.unpack(order + "HI", data[2:8])
+    if version != 42:
+        return None
+    (count,) = struct.unpack(order + "H", data[ifd:ifd + 2])
+    for k in range(count):
+        tag, _, length, offset = struct.unpack(order + "HHII", data[ifd + 2 + 12 * k:ifd + 14 + 12 * k])
+        if tag == 0xCD41:
+            return data[offset:offset + length] if length > 4 else None
+    return None
 
-    The C2PA SDK reads a store but does not hand its bytes out, so the three containers that
-    ``provenance disclose`` embeds into are unpacked here: JPEG APP11 segments, the PNG ``caBX`` chunk,
-    the WebP ``C2PA`` chunk.
+
+def _gif_colour_table(packed: int) -> int:
+    return 3 * (2 << (packed & 7)) if packed & 0x80 else 0
+
+
+def _gif_store(data: bytes) -> bytes | None:
+    # An application extension whose first sub-block is "C2PA_GIF" plus a 3-byte code; the JUMBF box is
+    # the rest of its sub-blocks, concatenated.
+    pos = 13 + _gif_colour_table(data[10])
+    while pos < len(data):
+        kind = data[pos]
+        if kind == 0x21:  # extension: label, then sub-blocks
+            label, pos = data[pos + 1], pos + 2
+            blocks = []
+            while data[pos]:
+                blocks.append(data[pos + 1:pos + 1 + data[pos]])
+                pos += 1 + data[pos]
+            pos += 1
+            if label == 0xFF and blocks and blocks[0][:8] == b"C2PA_GIF":
+                return b"".join(blocks[1:])
+        elif kind == 0x2C:  # image: descriptor, local colour table, LZW code size, sub-blocks
+            pos += 10 + _gif_colour_table(data[pos + 9]) + 1
+            while data[pos]:
+                pos += 1 + data[pos]
+            pos += 1
+        else:  # the trailer (0x3B) or something that is not GIF
+            return None
+    return None
+
+
+def extract_manifest_store(asset: bytes) -> bytes | None:
+    """The C2PA manifest store (JUMBF bytes, ``application/c2pa``) embedded in a JPEG, PNG, WebP, GIF or
+    TIFF file, or ``None`` when there is none (or the format is not one of these).
+
+    The C2PA SDK reads a store but does not hand its bytes out, so the containers of the images that
+    ``provenance disclose`` embeds into and the index can fingerprint are unpacked here: JPEG APP11
+    segments, the PNG ``caBX`` chunk, the WebP ``C2PA`` chunk, the GIF ``C2PA_GIF`` application extension
+    and the TIFF tag 0xCD41.
     """
-    readers = {"jpeg": _jpeg_store, "png": _png_store, "webp": _webp_store}
+    readers = {"jpeg": _jpeg_store, "png": _png_store, "webp": _webp_store, "gif": _gif_store,
+               "tiff": _tiff_store}
     reader = readers.get(sniff_image(asset) or "")
     if reader is None:
         return None
     try:
         store = reader(asset)
-    except struct.error:  # a truncated container: treated as having no store
+    except (struct.error, IndexError):  # a truncated container: treated as having no store
         return None
     if store is None or not _is_store(store):
         return None
     (declared,) = struct.unpack(">I", store[:4])
-    return store[:declared] if 0 < declared <= len(store) else store
+    if declared == 0:  # JUMBF's "to the end of the container"
+        return store
+    return store[:declared] if 8 <= declared <= len(store) else None  # shorter than it says: truncated
 
 
 def _boxes(payload: bytes) -> Iterable[bytes]:

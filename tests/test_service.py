@@ -26,7 +26,7 @@ from provenance import Index
 from provenance.content import content_from_bytes, load_content
 from provenance.disclosure import disclose_content
 from provenance.errors import BadInputError
-from provenance.manifest import new_signing_identity, verify
+from provenance.manifest import disclose, new_signing_identity, verify
 from provenance.samples import sample_photo
 from provenance.service import (
     ALGORITHMS,
@@ -258,6 +258,22 @@ def test_by_content_png_alg_filter_and_text(client: TestClient, work: dict) -> N
     sidecar = Path(work["post.md"].result.manifest_path)
     assert client.get(f"/v1/manifests/{label(work, 'post.md')}", headers=AUTH).content == \
         sidecar.read_bytes()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "TIFF"])
+def test_the_embedded_store_is_extracted_from_every_format_disclose_embeds_into(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"photo.{fmt.lower()}"
+    sample_photo(24).save(path, fmt)
+    result = disclose(path, source_type="digitalCapture", generator=None,
+                      identity=new_signing_identity(tmp_path / "keys"))
+    assert result.embedded
+    store = extract_manifest_store(Path(result.path).read_bytes())
+    assert store is not None
+    (tmp_path / "store.c2pa").write_bytes(store)
+    checked = verify(Path(result.path), sidecar=tmp_path / "store.c2pa")
+    assert checked.status == "valid" and checked.manifest_label == result.manifest_label
+    assert extract_manifest_store(path.read_bytes()) is None  # the original has none
+    assert extract_manifest_store(Path(result.path).read_bytes()[:200]) is None  # truncated: none, no error
 
 
 def test_active_manifest_only_keeps_the_description_and_the_last_manifest() -> None:
