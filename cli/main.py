@@ -335,6 +335,10 @@ from .evaluate import eval_command  # noqa: E402
 
 main.add_command(eval_command, "eval")
 
+from .serve import serve  # noqa: E402  (issue 13; FastAPI is imported only when it runs)
+
+main.add_command(serve)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

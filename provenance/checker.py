@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .content import Content, Source, load_content, source_path
 from .errors import BadInputError, ProvenanceIndexError, UnknownItemError
 from .indexes.catalog import Catalog, ItemRow, NewItem
@@ -456,6 +458,40 @@ class Index:
     def items(self) -> Iterator[ItemRow]:
         """Every live item."""
         return self.catalog.iter_items()
+
+    def find_by_fingerprint(self, signal: str, value: bytes, max_results: int = 10, *,
+                            max_distance: float | None = None) -> list[tuple[int, float]]:
+        """Live items nearest to one raw fingerprint of a binary signal: ``[(item id, distance), ...]``.
+
+        ``value`` is the fingerprint as stored (``dim / 8`` bytes, most significant bit first), e.g. a
+        soft-binding value a client computed itself. No query variants and no threshold of the signal's
+        own: nearest first, at most ``max_results`` items, each at its closest stored fingerprint, none
+        farther than ``max_distance`` when given (dropping far rows before the catalog lookup is what
+        keeps a lookup cheap). Items added by other processes are found (the FAISS index catches up
+        with the catalog) and removed items are not (the catalog join drops them).
+
+        Raises:
+            BadInputError: an unknown or non-binary signal, or a value of the wrong length.
+        """
+        sig = next((s for s in self.signals if s.name == signal and s.index_kind == "binary"), None)
+        if sig is None:
+            names = ", ".join(s.name for s in self.signals if s.index_kind == "binary")
+            raise BadInputError(f"no binary signal named {signal!r} (binary signals: {names})")
+        if len(value) * 8 != sig.dim:
+            raise BadInputError(f"a {signal} fingerprint is {sig.dim // 8} bytes, not {len(value)}")
+        # Each item holds several fingerprints (whole image, trimmed, content block) and removed items
+        # stay in FAISS until a rebuild, so ask for more rows than items wanted.
+        dist, ids = self.vectors(sig).search(np.frombuffer(value, dtype=np.uint8).reshape(1, -1),
+                                             max(16, 4 * max_results))
+        rows = [(float(d), int(i)) for d, i in zip(dist[0], ids[0])
+                if i >= 0 and (max_distance is None or d <= max_distance)]
+        owners = self.catalog.fingerprint_owners(i for _, i in rows)
+        best: dict[int, float] = {}
+        for d, fid in rows:
+            owner = owners.get(fid)
+            if owner is not None and d < best.get(owner[0], float("inf")):
+                best[owner[0]] = d
+        return sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:max_results]
 
 
 def _label(src: Source) -> str:

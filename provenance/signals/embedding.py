@@ -9,6 +9,7 @@ The vector dimension is the model's own (any sentence-transformers directory wor
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -76,6 +77,25 @@ def load_model(path: Path) -> Any:
             transformers.utils.logging.disable_progress_bar()
             _MODELS[key] = SentenceTransformer(key, device="cpu")
         return _MODELS[key]
+
+
+def configured_dim(path: Path) -> int | None:
+    """The output dimension a sentence-transformers directory declares: the last ``Dense`` layer's
+    ``out_features``, else the ``Pooling`` layer's embedding dimension; ``None`` if it does not say."""
+    try:
+        modules = json.loads((Path(path) / "modules.json").read_text(encoding="utf-8"))
+        dim = None
+        for m in modules:
+            config = Path(path) / m.get("path", "") / "config.json"
+            if m.get("type", "").endswith(".Pooling"):
+                conf = json.loads(config.read_text(encoding="utf-8"))
+                # sentence-transformers renamed the key in version 6.
+                dim = int(conf.get("word_embedding_dimension") or conf["embedding_dimension"])
+            elif m.get("type", "").endswith(".Dense"):
+                dim = int(json.loads(config.read_text(encoding="utf-8"))["out_features"])
+        return dim
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def model_fingerprint(path: Path) -> str:
@@ -151,7 +171,10 @@ class EmbedSignal(Signal):
 
     @property
     def dim(self) -> int:
-        """The model's embedding dimension, as the model reports it (loads the model)."""
+        """The model's embedding dimension: from its module configs when they say (no model load, so
+        ``info`` stays fast), else as the loaded model reports it. ``encode`` checks the vectors agree."""
+        if self._dim is None:
+            self._dim = configured_dim(self.model_path)
         if self._dim is None:
             model = load_model(self.model_path)
             get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
@@ -175,6 +198,9 @@ class EmbedSignal(Signal):
         model = load_model(self.model_path)
         vecs = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                             convert_to_numpy=True, show_progress_bar=False)
+        if vecs.shape[1] != self.dim:
+            raise MissingComponentError(f"{self.model_path}: the model's configs say {self.dim} dimensions but "
+                                        f"it produces {vecs.shape[1]}; the model directory is inconsistent")
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def fingerprint(self, content: Content) -> list[Fingerprint]:
