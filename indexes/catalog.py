@@ -187,6 +187,7 @@ class Catalog:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (item.sha256, item.text_key, item.path, item.source, item.media, item.size, time.time(),
                      json.dumps(item.metadata)))
+                assert cur.lastrowid is not None
                 item_id = int(cur.lastrowid)
             if item.text is not None:
                 db.execute("INSERT OR REPLACE INTO texts(item_id, body) VALUES (?, ?)", (item_id, item.text))

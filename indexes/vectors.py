@@ -18,7 +18,7 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import faiss
 import numpy as np
@@ -49,7 +49,7 @@ def _factories(kind: Kind, dim: int) -> tuple[str, ...]:
     return (f"IDMap2,Flat,IP{dim}", f"IDMap2,HNSW{HNSW_M},Flat,IP{dim}")
 
 
-def _new_index(kind: Kind, dim: int, factory: str):
+def _new_index(kind: Kind, dim: int, factory: str) -> Any:
     if kind == "binary":
         return faiss.IndexBinaryIDMap2(faiss.IndexBinaryFlat(dim))
     if ",HNSW" in factory:
@@ -116,7 +116,8 @@ class VectorIndex:
             self.index = reader(blob)
             self.factory = header["factory"]
             if ",HNSW" in self.factory:
-                faiss.downcast_index(self.index.index).hnsw.efSearch = HNSW_EF_SEARCH
+                hnsw: Any = faiss.downcast_index(self.index.index)
+                hnsw.hnsw.efSearch = HNSW_EF_SEARCH
             self.last_row = int(header["last_row"])
             if self.last_row > catalog.max_fingerprint_id(self.signal):
                 raise ProvenanceIndexError(
@@ -135,7 +136,7 @@ class VectorIndex:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             f.write(MAGIC + struct.pack(">Q", len(header)) + header)
-            f.write(memoryview(blob))
+            f.write(blob.data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
