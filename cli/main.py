@@ -213,6 +213,37 @@ def render_table(reports: list[Report]) -> str:
 
 
 @main.command()
+@click.option("--source", "source_label", default=None, help="Only items with this source label.")
+@click.option("--path", "path_glob", default=None, metavar="GLOB", help="Only items whose path matches GLOB.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@index_option
+@handle_errors
+def items(source_label: str | None, path_glob: str | None, as_json: bool, index_path: Path | None) -> None:
+    """List the indexed items (id, media, source, path): the ids that matches and `remove` use.
+
+    \b
+    Example:
+      provenance items --index ./idx --source blog --path '*2024*'
+    """
+    import fnmatch
+
+    idx = open_index(index_path)
+    try:
+        rows = [r for r in idx.items() if (source_label is None or r.source == source_label)
+                and (path_glob is None or fnmatch.fnmatch(r.path or "", path_glob))]
+    finally:
+        idx.close()
+    if as_json:
+        echo_json({"items": [{"id": r.id, "media": r.media, "source": r.source, "path": r.path,
+                              "sha256": r.sha256, "size": r.size, "added_at": r.added_at} for r in rows]})
+        return
+    for r in rows:
+        click.echo(f"{r.id:>6}  {r.media:<5}  {r.source or '-':<12}  {r.path or '-'}")
+    if not rows:
+        click.echo("no items match", err=True)
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")
 @index_option
 @handle_errors

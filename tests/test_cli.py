@@ -112,7 +112,7 @@ def test_demo_runs_on_the_bundled_corpus():
     assert verdicts["drafts/photo-unrelated.jpg"] == "original"
 
 
-def test_check_reports_what_the_file_says_about_its_origin(env, tmp_path: Path) -> None:
+def test_check_reports_what_the_file_says_about_its_origin(tmp_path: Path) -> None:
     """A generator's settings in a PNG text chunk appear under the report's ``provenance`` section."""
     from PIL import Image, PngImagePlugin
 
@@ -128,3 +128,17 @@ def test_check_reports_what_the_file_says_about_its_origin(env, tmp_path: Path) 
     assert any(s["signal"] == "generator-settings" for s in prov["signals"])
     plain = json.loads(run("check", "--index", idx, "--json", "--no-origin", img).stdout)
     assert "provenance" not in plain["reports"][0]
+
+
+def test_items_lists_and_filters_ids(env) -> None:
+    tmp, sources, _ = env
+    idx = tmp / "idx"
+    assert run("add", "--index", idx, "--source", "books", "--recursive", sources).exit_code == 0
+    listed = json.loads(run("items", "--index", idx, "--json").stdout)["items"]
+    assert listed and all(i["source"] == "books" for i in listed)
+    one = listed[0]
+    only = json.loads(run("items", "--index", idx, "--json", "--path", "*" + Path(one["path"]).name).stdout)
+    assert [i["id"] for i in only["items"]] == [one["id"]]
+    assert json.loads(run("items", "--index", idx, "--json", "--source", "nope").stdout)["items"] == []
+    assert run("remove", "--index", idx, one["id"]).exit_code == 0
+    assert one["id"] not in [i["id"] for i in json.loads(run("items", "--index", idx, "--json").stdout)["items"]]
