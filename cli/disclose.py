@@ -86,7 +86,9 @@ def disclose(file: Path, source_type: str, generator: str | None, signer_dir: Pa
     JPEG, PNG, WebP (and other formats C2PA embeds into) get an embedded manifest and the
     IPTC XMP DigitalSourceType, in a new file or --in-place. Text, Markdown and other formats
     get a sidecar FILE.c2pa bound to the content's hash. Unless --no-record, the disclosure is
-    recorded in the index so `provenance lookup` finds it for stripped or re-encoded copies.
+    recorded in the index (source label 'disclosed') so `provenance lookup` finds it for stripped
+    or re-encoded copies; `provenance check` of the same content then shows that match as your own
+    disclosure and does not fail on it.
 
     Before signing, FILE is inspected (see `provenance inspect`): a --source-type that
     contradicts what it carries (say digitalCapture for an image whose own valid manifest,

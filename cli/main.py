@@ -131,14 +131,17 @@ class _NoBar:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema provenance.report/1).")
 @click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON report per line.")
 @click.option("--recursive", "-r", is_flag=True, help="Walk folders.")
+@click.option("--allow-source", "allow_sources", multiple=True, metavar="LABEL",
+              help="Matches against items with this source label are shown but do not fail the gate "
+                   "(repeatable; e.g. your own archive).")
 @click.option("--origin/--no-origin", default=True, show_default=True,
               help="Also read what each file says about its own origin (C2PA, IPTC, generator settings, "
                    "watermarks), reported under 'provenance'.")
 @index_option
 @quiet_option
 @handle_errors
-def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, recursive: bool, origin: bool,
-          index_path: Path | None, quiet: bool) -> None:
+def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, recursive: bool,
+          allow_sources: tuple[str, ...], origin: bool, index_path: Path | None, quiet: bool) -> None:
     """Check drafts and images ('-' reads stdin) against the index.
 
     Verdicts, strongest first: exact, near-duplicate, paraphrase, original. Exit codes: 0 clean,
@@ -172,7 +175,8 @@ def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, 
                 inputs.extend((f, str(f)) for f in iter_files([p], recursive=recursive, on_error=on_error))
         for src, name in inputs:
             try:
-                report = idx.check(src if isinstance(src, bytes) else Path(src), name, origin=origin)
+                report = idx.check(src if isinstance(src, bytes) else Path(src), name, origin=origin,
+                                   allow_sources=allow_sources)
             except BadInputError as exc:
                 on_error(Path(name), str(exc).removeprefix(f"{name}: "))
                 continue
@@ -199,7 +203,8 @@ def render_table(reports: list[Report]) -> str:
             how = f"distance {m.distance:g}/{m.threshold:g}" if m.distance is not None else \
                 f"score {m.score:.2f}, threshold {m.threshold:g}"
             src = f" [{m.source}]" if m.source else ""
-            lines.append(f"  {m.verdict:<14} item {m.id} {m.path}{src} via {m.signal} ({how})")
+            allowed = f" — allowed: {m.allowed}" if m.allowed else ""
+            lines.append(f"  {m.verdict:<14} item {m.id} {m.path}{src} via {m.signal} ({how}){allowed}")
             lines += [f"      {line}" for line in m.lines()]
         for m in r.near_misses:
             deciding = next(o for o in m.observations if o.signal == m.signal)

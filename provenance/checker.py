@@ -30,6 +30,9 @@ INDEX_ENV = "PROVENANCE_INDEX"
 DEFAULT_INDEX_DIR = ".provenance"
 #: Most matches listed per report.
 MAX_MATCHES = 10
+#: Source label of items recorded by ``provenance disclose``: the user's own content. An exact match with
+#: one is the disclosed content itself and does not count against it (it stays findable by ``lookup``).
+OWN_DISCLOSURE_SOURCE = "disclosed"
 
 #: Per signal name: cached query variants (what ``audit`` computed in its workers), or why it skipped.
 Precomputed = Mapping[str, Variants | SignalSkipped]
@@ -330,7 +333,8 @@ class Index:
         return item
 
     # -- checking ---------------------------------------------------------------------------------
-    def check(self, source: Source, name: str | None = None, *, origin: bool = True) -> Report:
+    def check(self, source: Source, name: str | None = None, *, origin: bool = True,
+              allow_sources: Iterable[str] = ()) -> Report:
         """Check one file, bytes or text against the index and return its :class:`Report`.
 
         With ``origin`` (the default) a file's or bytes' own provenance is read too (C2PA manifest,
@@ -338,7 +342,7 @@ class Index:
         reported under ``provenance``; damage there is listed in it, never fatal to the check.
         """
         content = load_content(source, name)
-        report = self.check_content(content)
+        report = self.check_content(content, allow_sources=allow_sources)
         path = source_path(source, name)
         if origin and (path is not None or isinstance(source, bytes)):
             from .origin import inspect_origin
@@ -413,9 +417,16 @@ class Index:
         return Observed(items, observations, skipped)
 
     def check_content(self, content: Content, *, precomputed: Precomputed | None = None,
-                      exclude: Iterable[int] = (), only: Iterable[int] | None = None) -> Report:
+                      exclude: Iterable[int] = (), only: Iterable[int] | None = None,
+                      allow_sources: Iterable[str] = ()) -> Report:
         """Check already loaded content (``precomputed`` and ``only``: see :meth:`observe`; ``exclude``:
-        item ids that must not count, e.g. the item itself in a self-join)."""
+        item ids left out, e.g. the item itself in a self-join).
+
+        Matches against ``allow_sources`` (the user's own archive, a licensed source) and exact matches
+        against the user's own disclosures stay in the report, marked ``allowed`` with the reason, and do
+        not count towards the verdict.
+        """
+        allowed_sources = set(allow_sources)
         seen = self.observe(content, precomputed=precomputed, only=only)
         skip = set(exclude)
         matches: list[Match] = []
@@ -425,12 +436,17 @@ class Index:
                 continue
             row = seen.items[item_id]
             m = match_from(item_id, row.path, row.source, row.media, obs)
+            if row.source in allowed_sources:
+                m.allowed = f"source {row.source!r} is allowed"
+            elif row.source == OWN_DISCLOSURE_SOURCE and m.verdict == "exact":
+                m.allowed = "your own disclosed content (provenance disclose)"
             (near if m.verdict == "original" else matches).append(m)
-        matches.sort(key=lambda m: (verdict_rank(m.verdict), -m.score, m.id))
+        matches.sort(key=lambda m: (m.allowed is not None, verdict_rank(m.verdict), -m.score, m.id))
         near.sort(key=lambda m: (-m.score, m.id))
         matches = matches[:MAX_MATCHES]
-        verdict: Verdict = matches[0].verdict if matches else "original"
-        score = max((m.score for m in matches if m.verdict == verdict), default=0.0)
+        counted = [m for m in matches if m.allowed is None]
+        verdict: Verdict = counted[0].verdict if counted else "original"
+        score = max((m.score for m in counted if m.verdict == verdict), default=0.0)
         return Report(path=content.name, media=content.media, verdict=verdict, score=score,
                       sha256=content.sha256, matches=matches, skipped=seen.skipped,
                       near_misses=near[:MAX_NEAR_MISSES])

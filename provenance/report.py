@@ -184,6 +184,9 @@ class Match:
     score: float
     threshold: float
     observations: list[Observation] = field(default_factory=list)
+    #: Why this match does not count against the input (an allowed source, the user's own disclosure),
+    #: or ``None`` when it counts.
+    allowed: str | None = None
 
     @property
     def evidence(self) -> dict[str, dict[str, Any]]:
@@ -194,7 +197,8 @@ class Match:
         """JSON-ready form."""
         return {"id": self.id, "path": self.path, "source": self.source, "media": self.media,
                 "verdict": self.verdict, "signal": self.signal, "distance": self.distance,
-                "score": round(self.score, 4), "threshold": self.threshold, "evidence": self.evidence}
+                "score": round(self.score, 4), "threshold": self.threshold, "evidence": self.evidence,
+                **({"allowed": self.allowed} if self.allowed else {})}
 
     def lines(self) -> list[str]:
         """What a table shows for this match: every observation's summary, then the details of the

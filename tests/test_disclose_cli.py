@@ -318,3 +318,27 @@ def test_exiftool_reads_lossless_webp_disclosure(work: dict[str, Path],
     out = subprocess.run(["exiftool", "-j", "-XMP-iptcExt:DigitalSourceType", info["path"]],
                          capture_output=True, text=True, check=True, timeout=30)
     assert json.loads(out.stdout)[0]["DigitalSourceType"].endswith("/algorithmicallyEnhanced")
+
+
+def test_a_disclosed_draft_does_not_fail_its_own_gate(work: dict[str, Path], tmp_path: Path) -> None:
+    """Issue: `disclose --check` recorded the draft, and the next `check` of it said EXACT, exit 1."""
+    post = tmp_path / "own-post.md"
+    post.write_text("My own words about the harbour at dawn, the gulls, the cold, and the fishing boats "
+                    "leaving one by one while the town sleeps.\n", encoding="utf-8")
+    idx = tmp_path / "own-idx"
+    run("init", "--index", idx, ok=(0,))
+    run("disclose", post, "--source-type", "humanEdits", "--signer", work["root"] / "signer", "--check",
+        "--index", idx, ok=(0,))
+    r = run("check", "--index", idx, "--json", post, ok=(0,))
+    report = json.loads(r.stdout)["reports"][0]
+    assert report["verdict"] == "original"
+    assert report["matches"][0]["allowed"].startswith("your own disclosed content")
+    # A named source is allowed the same way; without the option the same match fails the gate.
+    lic = tmp_path / "licensed.md"
+    lic.write_text(ARTICLE, encoding="utf-8")
+    run("add", "--index", idx, "--source", "agency", lic, ok=(0,))
+    draft = tmp_path / "draft.md"
+    draft.write_text(lic.read_text(encoding="utf-8") + "\nMy comment.", encoding="utf-8")
+    run("check", "--index", idx, draft, ok=(1,))
+    r = run("check", "--index", idx, "--json", "--allow-source", "agency", draft, ok=(0,))
+    assert "agency" in json.loads(r.stdout)["reports"][0]["matches"][0]["allowed"]
