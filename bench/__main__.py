@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
              "`bench/out/`. Data: `../shared/data` (see its README). Every number below was produced by the "
              "code in `bench/` on the machine named under each section.", ""]
     # "recommendations" is written by hand from the tables and kept as is by every run.
-    for name in ("thresholds", "recommendations") + SECTIONS:
+    # Sections written by standalone benchmarks (bench.sections.write_section) follow, kept as they are.
+    extra = tuple(n for n in sections if n not in ("thresholds", "recommendations") + SECTIONS)
+    for name in ("thresholds", "recommendations") + SECTIONS + extra:
         if name in sections:
             parts += [f"<!-- section:{name} -->", sections[name].strip(), f"<!-- /section:{name} -->", ""]
     RESULTS.write_text("\n".join(parts))

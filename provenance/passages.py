@@ -161,24 +161,36 @@ def aligned_runs(sim: np.ndarray, draft_spans: list[Span], source_spans: list[Sp
 # by several languages ("a", "de", "en", "la") still help: the profile as a whole decides.
 _PROFILES: dict[str, frozenset[str]] = {lang: frozenset(words.split()) for lang, words in {
     "en": "the of and to in is that for it as with was on be by are this from or which an not have "
-          "has but at can if when their they its will these there been other all more than into only",
+          "has but at can if when their they its will these there been other all more than into only "
+          "see use used may must should does one another each any also such where after before then "
+          "returns function following both same how what who would",
     "de": "der die das und ist nicht ein eine zu den von mit sich des auf fur im dem werden wird auch "
-          "als an oder bei aus wenn nach einer eines einem sind kann uber wie nur noch diese dieser",
+          "als an oder bei aus wenn nach einer eines einem sind kann uber wie nur noch diese dieser "
+          "siehe zuruck wurde durch zum zur dass sie es kein keine muss sollte gibt alle beim unter",
     "fr": "le la les et des est un une du en que qui dans pour pas sur au par ce il sont avec ou plus "
-          "cette ne se sa son aux leurs peut lorsque etre si elle ces comme mais",
+          "cette ne se sa son aux leurs peut lorsque etre si elle ces comme mais voir renvoie fonction "
+          "dont ont sont aussi tous toutes lors sans",
     "es": "el la los las de y que en un una es por con para del se no al lo como mas su sus este esta "
-          "pero si cuando son puede ser entre sobre tambien hay desde estos",
+          "pero si cuando son puede ser entre sobre tambien hay desde estos vease devuelve funcion "
+          "estas todos otro otra sin",
     "it": "il la di che e un una per non del della con sono dei nel le da al si gli lo come questo "
-          "questa piu anche ma se quando essere viene puo alla delle nella",
+          "questa piu anche ma se quando essere viene puo alla delle nella vedere restituisce funzione "
+          "degli sul sulla tutti",
     "pt": "o a os as de e que em um uma para com nao do da dos das no na por se ao mais como ser pelo "
-          "pela este esta quando pode sao tambem seu sua",
+          "pela este esta quando pode sao tambem seu sua veja retorna funcao",
     "nl": "de het een en van is dat op in te niet met voor zijn er aan door als bij om ook dan maar "
-          "wordt worden deze dit kan naar uit wanneer",
+          "wordt worden deze dit kan naar uit wanneer zie functie geeft",
     "pl": "i w nie na sie z do jest to ze co jak lub oraz przez dla tak od po byc gdy jesli ten ta "
-          "tego jego moze sa jako tylko przy",
+          "tego jego moze sa jako tylko przy zobacz funkcja",
     "sv": "och att det som en ar av for med till den pa har inte om ett de kan vid eller fran nar "
-          "sig ocksa denna detta under",
+          "sig ocksa denna detta under se funktion",
 }.items()}
+# A word in several profiles ("de", "la", "en") says less: it counts 1/k for each of its k languages.
+_WEIGHT: dict[str, float] = {}
+for _prof in _PROFILES.values():
+    for _w in _prof:
+        _WEIGHT[_w] = _WEIGHT.get(_w, 0.0) + 1.0
+_WEIGHT = {w: 1.0 / k for w, k in _WEIGHT.items()}
 
 # Scripts that name their language well enough for evidence (first letter's Unicode name prefix).
 _SCRIPTS = {"CYRILLIC": "ru", "GREEK": "el", "ARABIC": "ar", "HEBREW": "he", "HANGUL": "ko", "THAI": "th",
@@ -194,7 +206,7 @@ def _script_counts(text: str, limit: int = 2000) -> Counter[str]:
     return counts
 
 
-def guess_language(text: str, *, min_hits: int = 3) -> str:
+def guess_language(text: str, *, min_hits: float = 1.5) -> str:
     """ISO 639-1 code of the language ``text`` is mostly written in, or ``"und"`` if it cannot tell.
 
     A non-Latin script that covers half the letters decides at once (kana anywhere makes Han text Japanese). Latin text is scored by how
@@ -218,9 +230,11 @@ def guess_language(text: str, *, min_hits: int = 3) -> str:
         if n >= 0.5 * total:
             return lang
     words = tokenize(text[:5000]).words
-    hits = {lang: sum(1 for w in words if w in prof) for lang, prof in _PROFILES.items()}
+    # One-letter words are left out: in formulas and option lists they are variables, not articles.
+    words = [w for w in words if len(w) > 1]
+    hits = {lang: sum(_WEIGHT[w] for w in words if w in prof) for lang, prof in _PROFILES.items()}
     ranked = sorted(hits.items(), key=lambda kv: -kv[1])
     (lang, top), (_, second) = ranked[0], ranked[1]
-    if top < min_hits or top < 1.25 * second:
+    if top < min_hits or top < 1.5 * second:
         return "und"
     return lang
