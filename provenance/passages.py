@@ -90,11 +90,12 @@ def aligned_runs(sim: np.ndarray, draft_spans: list[Span], source_spans: list[Sp
                  cell_threshold: float, max_gap: int = 1, limit: int = 8) -> list[AlignedRun]:
     """Monotone chains of passage pairs with cosine >= ``cell_threshold``, best (highest summed cosine) first.
 
-    A pair ``(i, j)`` follows ``(i', j')`` in a chain when neither side goes back (``i' <= i``, ``j' <= j``),
-    at least one advances, and neither skips more than ``max_gap`` passages. Either side may stand still for
-    a step because a translation is longer or shorter than its source (French runs ~15 % longer than
-    English), so one draft passage can cover one and a half source passages. Runs are disjoint in draft
-    passages; at most ``limit`` are returned.
+    A pair ``(i, j)`` follows ``(i', j')`` in a chain when both sides advance (``i' < i``, ``j' < j``) and
+    neither skips more than ``max_gap`` passages, as :func:`provenance.align.align` chains shingles. The
+    skip absorbs length drift (a French translation runs ~15 % longer than its English source, so its
+    passages slowly fall behind). Both sides must advance: passages overlap by half, so a neighbour's
+    cosine is high too, and a chain allowed to stand still would zig-zag through neighbours to add up
+    cosines. Runs are disjoint in draft passages; at most ``limit`` are returned.
     """
     sim = np.asarray(sim, dtype=np.float32)
     n_d, n_s = len(draft_spans), len(source_spans)
@@ -108,13 +109,13 @@ def aligned_runs(sim: np.ndarray, draft_spans: list[Span], source_spans: list[Sp
     reach = max_gap + 1
     best: dict[tuple[int, int], float] = {}
     back: dict[tuple[int, int], tuple[int, int] | None] = {}
-    # Row-major order visits every predecessor (i' <= i, j' <= j) before its successor.
+    # Row-major order visits every predecessor (i' < i, j' < j) before its successor.
     for i, j in cells:
         s = float(sim[i, j])
         top, prev = s, None
-        for pi in range(max(0, i - reach), i + 1):
-            for pj in range(max(0, j - reach), j + 1):
-                if (pi, pj) == (i, j) or (pi, pj) not in best:
+        for pi in range(max(0, i - reach), i):
+            for pj in range(max(0, j - reach), j):
+                if (pi, pj) not in best:
                     continue
                 if best[(pi, pj)] + s > top:
                     top, prev = best[(pi, pj)] + s, (pi, pj)

@@ -82,13 +82,15 @@ def test_identity_and_fingerprints(signal):
 def test_translation_is_found_in_order_with_both_languages(signal):
     src = signal.fingerprint(text(SOURCE_EN))
     draft = signal.fingerprint(text(TRANSLATION_DE))
-    ev = signal.verify(draft, src, TRANSLATION_DE, SOURCE_EN)
-    assert ev is not None
+    found = signal.verify(draft, src, TRANSLATION_DE, SOURCE_EN)
+    assert found
+    ev = found[0]
+    assert all(e.relation == "translation" for e in found)
     assert (ev.relation, ev.draft_language, ev.source_language) == ("translation", "de", "en")
     assert ev.passages >= 2 and ev.score >= signal.gate.run_threshold
-    # The run covers most of both texts.
-    assert ev.draft_span[1] - ev.draft_span[0] > 0.6 * len(TRANSLATION_DE)
-    assert ev.source_span[1] - ev.source_span[0] > 0.6 * len(SOURCE_EN)
+    # The runs cover most of both texts, each in order.
+    assert sum(e.draft_span[1] - e.draft_span[0] for e in found) > 0.6 * len(TRANSLATION_DE)
+    assert sum(e.source_span[1] - e.source_span[0] for e in found) > 0.6 * len(SOURCE_EN)
     d = ev.to_dict()
     assert d["relation"] == "translation" and d["draft"]["start"] == ev.draft_span[0]
     assert "translation en→de" in ev.render()
@@ -96,23 +98,28 @@ def test_translation_is_found_in_order_with_both_languages(signal):
 
 def test_translation_planted_in_other_text_is_located(signal):
     draft_text = INDEPENDENT_DE + "\n\n" + TRANSLATION_DE
-    ev = signal.verify(signal.fingerprint(text(draft_text)), signal.fingerprint(text(SOURCE_EN)),
-                       draft_text, SOURCE_EN)
-    assert ev is not None and ev.relation == "translation"
+    found = signal.verify(signal.fingerprint(text(draft_text)), signal.fingerprint(text(SOURCE_EN)),
+                          draft_text, SOURCE_EN)
+    assert found and all(e.relation == "translation" for e in found)
     planted = (len(INDEPENDENT_DE) + 2, len(draft_text))
-    inter = min(ev.draft_span[1], planted[1]) - max(ev.draft_span[0], planted[0])
+    # Every run lies in the planted translation, and together they cover most of it.
+    assert all(e.draft_span[0] >= planted[0] - 80 for e in found)
+    inter = sum(min(e.draft_span[1], planted[1]) - max(e.draft_span[0], planted[0]) for e in found)
     assert inter > 0.6 * (planted[1] - planted[0])
 
 
 def test_same_topic_independent_text_does_not_pass(signal):
     src = signal.fingerprint(text(SOURCE_EN))
-    assert signal.verify(signal.fingerprint(text(INDEPENDENT_DE)), src, INDEPENDENT_DE, SOURCE_EN) is None
+    assert signal.verify(signal.fingerprint(text(INDEPENDENT_DE)), src, INDEPENDENT_DE, SOURCE_EN) == []
 
 
-def test_same_language_copy_is_a_paraphrase(signal):
+def test_same_language_runs_only_on_request(signal):
     fps = signal.fingerprint(text(SOURCE_EN))
-    ev = signal.verify(fps, fps, SOURCE_EN, SOURCE_EN)
-    assert ev is not None and ev.relation == "paraphrase" and ev.draft_language == ev.source_language == "en"
+    assert signal.verify(fps, fps, SOURCE_EN, SOURCE_EN) == []
+    both = XlingualSignal(signal.encoder, same_language=True)
+    (ev,) = both.verify(fps, fps, SOURCE_EN, SOURCE_EN)
+    assert ev.relation == "paraphrase" and ev.draft_language == ev.source_language == "en"
+    assert ev.passages == len(fps) and ev.score > 0.99
 
 
 def test_gate_can_be_replaced():

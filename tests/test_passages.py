@@ -25,13 +25,17 @@ def test_diagonal_run_is_found_with_spans_on_both_sides():
     assert r.length == 3 and r.score == pytest.approx(0.8) and r.min_score == pytest.approx(0.8)
 
 
-def test_one_side_may_stand_still_for_a_step():
-    # A longer translation: draft passages 0,1,2 against source passages 0,0,1 (then 2).
-    sim = np.zeros((3, 3), dtype=np.float32)
-    sim[0, 0], sim[1, 0], sim[2, 1], sim[2, 2] = 0.7, 0.6, 0.7, 0.65
-    (r,) = aligned_runs(sim, spans(3), spans(3), cell_threshold=0.5)
-    assert [(i, j) for i, j, _ in r.pairs] == [(0, 0), (1, 0), (2, 1), (2, 2)]
+def test_length_drift_is_absorbed_by_a_skip_not_a_zigzag():
+    # A longer translation falls behind: draft 0,1,3 match source 0,1,2 (draft passage 2 straddles).
+    # Overlapping neighbours are close too (0.6); the run must not zig-zag through them.
+    sim = np.full((4, 3), 0.6, dtype=np.float32)
+    sim[0, 0], sim[1, 1], sim[3, 2] = 0.9, 0.9, 0.9
+    (r,) = aligned_runs(sim, spans(4), spans(3), cell_threshold=0.7)
+    assert [(i, j) for i, j, _ in r.pairs] == [(0, 0), (1, 1), (3, 2)]
     assert (r.draft_passages, r.source_passages, r.length) == (3, 3, 3)
+    assert r.score == pytest.approx(0.9)
+    for z in aligned_runs(sim, spans(4), spans(3), cell_threshold=0.5):
+        assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(z.pairs, z.pairs[1:], strict=False))
 
 
 def test_order_matters_reversed_pairs_do_not_chain():
