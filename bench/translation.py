@@ -315,12 +315,14 @@ def scored(drafts: list[Draft], model: str, sources: list[tuple[str, str]],
     return out
 
 
-def evaluate(drafts: list[Draft], values: Scored, threshold: float) -> dict[str, dict]:
-    """Per language: found positives (with IoU), false matches and counts at one threshold."""
+def evaluate(drafts: list[Draft], values: Scored, threshold: float,
+             names: list[str] | None = None) -> dict[str, dict]:
+    """Per language: found positives (with IoU), false matches and counts at one threshold (with the
+    falsely matched page names when ``names`` is given)."""
     out: dict[str, dict] = {}
     for d, per in zip(drafts, values, strict=True):
         r = out.setdefault(d.lang, {"pos": 0, "found": 0, "ious": [], "neg": 0, "false": 0, "wrong": 0,
-                                    "excluded": 0})
+                                    "excluded": 0, "false_pages": []})
         if d.shares_source:
             r["excluded"] += 1
             continue
@@ -328,6 +330,8 @@ def evaluate(drafts: list[Draft], values: Scored, threshold: float) -> dict[str,
         if d.kind == "negative":
             r["neg"] += 1
             r["false"] += bool(flagged)
+            if names:
+                r["false_pages"] += [names[p] for p in flagged]
             continue
         r["pos"] += 1
         assert d.plant is not None
@@ -337,7 +341,11 @@ def evaluate(drafts: list[Draft], values: Scored, threshold: float) -> dict[str,
         if span is not None and _iou(span, d.plant) > 0:
             r["found"] += 1
             r["ious"].append(_iou(span, d.plant))
-        r["wrong"] += any(p != d.source_page and p not in d.also_sources for p in flagged)
+        wrong = [p for p in flagged if p != d.source_page and p not in d.also_sources]
+        r["wrong"] += bool(wrong)
+        if names:
+            r["false_pages"] += [f"{names[p]} (by the host around a plant of {names[d.source_page]})"  # type: ignore[index]
+                                 for p in wrong]
     return out
 
 
@@ -372,7 +380,8 @@ def calibrate(drafts: list[Draft], model: str, sources: list[tuple[str, str]],
 def results_for(drafts: list[Draft], model: str, sources: list[tuple[str, str]],
                 src_spans: list[list[tuple[int, int]]], rule: str, params: tuple) -> dict[str, dict]:
     cell = params[0] if rule == "run" else 0.0
-    return evaluate(drafts, scored(drafts, model, sources, src_spans, rule, cell), params[-1])
+    return evaluate(drafts, scored(drafts, model, sources, src_spans, rule, cell), params[-1],
+                    [name for name, _ in sources])
 
 
 def _wilson_hi(k: int, n: int, z: float = 1.96) -> float:
@@ -477,6 +486,12 @@ def summarise(measured: dict, chosen: dict, results: dict, langs_acc: dict, sour
                 rows.append([m, f"{rule} ({params})", lang + (" (dev)" if lang == DEV else ""), recall, iou,
                              f"{k}/{n} [{_wilson_hi(k, n):.3f}]", f"{r['wrong']}/{r['pos']}" if r["pos"] else "–"])
     md += [table(["model", "rule", "draft language", "recall", "IoU", "false (negatives)", "wrong page"], rows), ""]
+    use = results.get("USE-multilingual-v3", {}).get("run", {})
+    wrong_pages = [f"{lang}: {p}" for lang, r in use.items() for p in r["false_pages"]]
+    if wrong_pages:
+        md += ["Indexed pages matched falsely by USE + run (read them: templated families such as iso_8859-*, "
+               "cp125x and the /proc/pid/ns lists in proc.5 and namespaces.7 share structure and wording "
+               "without sharing a paragraph verbatim): " + "; ".join(wrong_pages) + ".", ""]
     md += ["### Language guess (`provenance.passages.guess_language`) on the benchmark's paragraphs", "",
            ("Translated paragraphs that differ from their English original (untranslated ones excluded by "
            "that inequality, not by the guess), and a 10 % sample of English paragraphs; share guessed right "
