@@ -262,10 +262,16 @@ class OnnxMiniLMEncoder:
         path = self.graph_path()
         if not path.is_file():
             fp32 = self.graph_path("fp32")
-            if not fp32.is_file():
-                export_onnx(self.model_path, fp32)
-            if self.precision == "int8":
-                quantize_onnx(fp32, path)
+            try:
+                fp32.parent.mkdir(parents=True, exist_ok=True)  # fail before spending seconds on the export
+                if not fp32.is_file():
+                    export_onnx(self.model_path, fp32)
+                if self.precision == "int8":
+                    quantize_onnx(fp32, path)
+            except OSError as exc:
+                raise MissingComponentError(
+                    f"cannot write the ONNX cache {path.parent}: {exc.strerror or exc}; set {CACHE_ENV} to a "
+                    "writable folder") from exc
         return path
 
     @property

@@ -20,6 +20,7 @@ from provenance.encoders import (
     default_text_encoder,
     onnx_compatible,
 )
+from provenance.errors import MissingComponentError
 from provenance.signals.text import default_model_path
 
 # Lengths from empty to past the 256-token window, in one call, so batches mix padding widths.
@@ -124,6 +125,14 @@ def test_int8_is_close_but_has_its_own_identity(onnx_fp32, onnx_cache):
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     assert enc.model_id() != onnx_fp32.model_id() and enc.model_id().endswith("+onnx-int8")
     assert enc.graph_path() != onnx_fp32.graph_path()
+
+
+def test_unwritable_cache_names_the_fix(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    enc = OnnxMiniLMEncoder(cache=blocker / "onnx")
+    with pytest.raises(MissingComponentError, match="cannot write the ONNX cache .*PROVENANCE_CACHE_DIR"):
+        enc.encode(["x"])
 
 
 def test_arguments_are_checked():
