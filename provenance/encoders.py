@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -203,8 +204,16 @@ def quantize_onnx(fp32_path: Path | str, out_path: Path | str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".quantize-") as tmp:
         tmp_path = Path(tmp) / "model.int8.onnx"
-        quantize_dynamic(str(fp32_path), str(tmp_path), per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul"])
+        # The quantiser logs advice about shape pre-processing (for static quantisation) on the root
+        # logger; it does not apply to dynamic MatMul quantisation, so keep it off the user's terminal.
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(str(fp32_path), str(tmp_path), per_channel=True, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul"])
+        finally:
+            root.setLevel(level)
         _atomic_write_bytes(out, tmp_path.read_bytes())
     return out
 
