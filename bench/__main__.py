@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> None:
              "`bench/out/`. Data: `../shared/data` (see its README). Every number below was produced by the "
              "code in `bench/` on the machine named under each section.", ""]
     # "recommendations" is written by hand from the tables and kept as is by every run.
-    # Sections written by standalone scripts (bench/inspect_eval.py: "inspect") are kept too.
-    own = ("thresholds", "recommendations") + SECTIONS
-    for name in own + tuple(n for n in sections if n not in own):
+    # Sections written by standalone benchmarks (bench.sections.write_section) follow, kept as they are.
+    extra = tuple(n for n in sections if n not in ("thresholds", "recommendations") + SECTIONS)
+    for name in ("thresholds", "recommendations") + SECTIONS + extra:
         if name in sections:
             parts += [f"<!-- section:{name} -->", sections[name].strip(), f"<!-- /section:{name} -->", ""]
     RESULTS.write_text("\n".join(parts))

@@ -107,7 +107,7 @@ def bench_add(tmp: Path, n_images: int, n_docs: int) -> dict[str, Any]:
     out["product_docs_s"] = len(docs) / dt
     out["catalog_bytes_per_doc"] = (tmp / "add-text" / "catalog.sqlite").stat().st_size / len(docs)
     out["n_passages"], out["n_docs"] = len(passages), len(docs)
-    model = __import__("provenance.signals.embedding", fromlist=["load_model"]).load_model(idx.signal("text-embed").model_path)
+    model = __import__("provenance.encoders", fromlist=["load_model"]).load_model(idx.signal("text-embed").model_path)
     idx.close()
     t = time.perf_counter()
     model.encode(passages, batch_size=64, normalize_embeddings=True, show_progress_bar=False)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from provenance import Index
+from provenance.encoders import configured_dim, default_model_path
 from provenance.samples import SOURCES
-from provenance.signals.embedding import configured_dim, default_model_path
 
 
 @pytest.fixture(scope="module")

