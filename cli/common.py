@@ -16,6 +16,10 @@ from ..index import INDEX_ENV, Index, default_index_path
 #: Exit codes (DESIGN.md): only the CLI knows them.
 EXIT_OK, EXIT_MATCH, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_INDEX, EXIT_MISSING, EXIT_MANIFEST = 0, 1, 2, 3, 4, 5, 6
 EXIT_INTERRUPTED = 130
+#: Issue 11: an unexpected exception (a bug) must never exit 1, which means "match found".
+EXIT_INTERNAL = 70
+#: Set to get the full traceback of an internal error.
+DEBUG_ENV = "PROVENANCE_DEBUG"
 
 index_option = click.option(
     "--index", "index_path", type=click.Path(file_okay=False, path_type=Path), envvar=INDEX_ENV,
@@ -63,5 +67,15 @@ def handle_errors(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - issue 11: no traceback, never exit 1 (= "match")
+            import os
+            if os.environ.get(DEBUG_ENV):
+                raise
+            what = "out of memory" if isinstance(exc, MemoryError) else f"{type(exc).__name__}: {exc}"
+            click.echo(f"internal error: {what} (a bug; rerun with {DEBUG_ENV}=1 for the traceback and "
+                       "report it)", err=True)
+            sys.exit(EXIT_INTERNAL)
 
     return wrapper
