@@ -26,6 +26,11 @@ index_option = click.option(
     default=None, show_envvar=True,
     help="Index directory (default: $PROVENANCE_INDEX, else ./.provenance).")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
+#: Issue 11: walks stay inside the folders given unless asked.
+follow_links_option = click.option(
+    "--follow-links", is_flag=True,
+    help="Follow symbolic links met inside walked folders (by default they are skipped and reported: they "
+         "may lead outside the folder).")
 
 
 def open_index(index_path: Path | None, *, create: bool = False) -> Index:

@@ -19,6 +19,7 @@ from .content import Content, Source, load_content
 from .errors import BadInputError, ProvenanceIndexError
 from .indexes.catalog import Catalog, ItemRow, NewItem
 from .indexes.vectors import VectorIndex
+from .limits import budget_notes  # issue 11 (hardening)
 from .report import Match, Observation, Report, decide, verdict_rank
 from .signals import EmbedSignal, Fingerprint, PDQSignal, PHashSignal, ShingleSignal, Signal, SignalSkipped
 from .signals.image import phash_threshold
@@ -326,6 +327,7 @@ class Index:
                     c.evidence["sha256"] = {"basis": "identical text after Unicode/case/space normalisation"}
             self._check_shingles(content, cands, skipped)
             self._check_embed(content, cands, skipped, pre)
+            skipped.extend(budget_notes(content.text))  # issue 11 (hardening): what the work budget cut
         else:
             self._check_image(content, cands, skipped, pre)
         return self._report(content, cands, skipped)
