@@ -31,9 +31,7 @@ import json
 import os
 import sqlite3
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -46,6 +44,7 @@ from .report import VERDICTS, Observation, decide, verdict_rank
 from .signals import BUILTIN
 from .signals.base import Fingerprint, SignalSkipped
 from .signals.image import BLOCK, DIHEDRAL, TRIMMED, PDQSignal, PHashSignal, phash_threshold
+from .workers import worker_pool  # issue 11 (hardening)
 
 #: Version of the ``--json`` document; bump on incompatible changes.
 AUDIT_SCHEMA = "provenance.audit/1"
@@ -447,7 +446,7 @@ def _collect(paths: list[str], state: AuditState, embed, counters: dict, workers
     else:
         # forkserver: workers start from a clean process that has not imported torch (fork after torch
         # is loaded can deadlock in its thread pools).
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
+        with worker_pool(workers) as pool:  # issue 11 (hardening): workers exit when this process dies
             try:
                 for c, recs in zip(chunks, pool.map(_fingerprint_chunk, [[paths[i] for i in c] for c in chunks])):
                     for i, rec in zip(c, recs):

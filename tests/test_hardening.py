@@ -219,3 +219,63 @@ def test_catalog_and_snapshots_are_private_and_stale_temporaries_are_removed(tmp
     with Index.open(idx_dir) as idx:
         idx.check("Some other text to make the check load the embedding snapshot, several words long.")
     assert not stale.exists() and live.exists()
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. Killed audits leave no process behind
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Pids of live processes whose environment carries ``marker`` (children inherit it, orphans too)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (d / "environ").read_bytes():
+                state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":  # a zombie holds no memory; it only waits for its parent to reap it
+                    out.append(int(d.name))
+        except OSError:
+            continue
+    return out
+
+
+def kill_audit_and_count_survivors(python: str, archive: Path, tmp_path: Path, marker: str) -> tuple[int, list[int]]:
+    import signal
+    import time
+    env = {**os.environ, "PROVENANCE_KILL_TEST": marker}
+    proc = subprocess.Popen([python, "-m", "provenance.cli.main", "audit", "--index", str(tmp_path / "noidx"),
+                             "--state", str(tmp_path / "state.sqlite"), "--workers", "2", "-q", str(archive)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    seen = 0
+    while time.monotonic() < deadline:  # wait for the forkserver and both workers to be up
+        seen = len(marked_processes(marker))
+        if seen >= 4 or proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and marked_processes(marker):
+        time.sleep(0.25)
+    return seen, marked_processes(marker)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_audit_leaves_no_process(tmp_path):
+    import uuid
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for i in range(300):  # enough work that the pool is busy when the kill comes
+        (archive / f"img{i:03d}.png").write_bytes(jpeg_bytes(sample_photo(1000 + i, (320, 240))))
+    marker = uuid.uuid4().hex
+    seen, survivors = kill_audit_and_count_survivors(sys.executable, archive, tmp_path, marker)
+    for pid in survivors:  # clean up before failing, so one failure does not leak into other tests
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    assert seen >= 4, "the audit never started its worker pool"
+    assert survivors == [], f"{len(survivors)} processes outlived the killed audit"
