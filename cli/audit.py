@@ -73,7 +73,7 @@ def audit(paths: tuple[Path, ...], exclude: tuple[str, ...], json_path: Path | N
       provenance audit --index ./idx ./archive --html report.html --json report.json --csv items.csv
     """
     from ..audit import audit as run_audit, write_csv
-    from ..audit_html import write_html
+    from ..audit_html import write_html, write_private_text
 
     index_path = index_path or default_index_path()
     state_path = state_path or default_state_path(index_path)
@@ -82,6 +82,10 @@ def audit(paths: tuple[Path, ...], exclude: tuple[str, ...], json_path: Path | N
         index = Index.open(index_path, create=add)
     else:
         warn(f"no index at {index_path}: auditing inside the archive only (use --add to create it)", quiet)
+    # Issue 11 (hardening): the state database and the reports quote audited files: owner-only files.
+    from ..files import create_private_file
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(state_path)
     progress = _Progress(enabled=not quiet and sys.stderr.isatty())
     try:
         try:
@@ -105,8 +109,9 @@ def audit(paths: tuple[Path, ...], exclude: tuple[str, ...], json_path: Path | N
         if str(json_path) == "-":
             click.echo(text)
         else:
-            json_path.write_text(text, encoding="utf-8")
+            write_private_text(json_path, text)  # issue 11: 0600
     if csv_path is not None:
+        create_private_file(csv_path)  # issue 11: 0600 when new
         write_csv(result, csv_path)
     if html_path is not None:
         write_html(result, html_path)

@@ -139,6 +139,19 @@ def read_bounded(path: Path | str, max_bytes: int | Callable[[bytes], tuple[int,
         return _read_open(fh, max_bytes, label)
 
 
+def create_private_file(path: Path | str, mode: int = 0o600) -> bool:
+    """Create ``path`` empty with ``mode`` (owner only) unless it exists; ``True`` if created.
+
+    ``O_EXCL`` never opens a file or symlink planted in its place. An existing file keeps its mode.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
 def read_stream_bounded(stream: BinaryIO, max_bytes: int, label: str = "<stdin>") -> bytes:
     """Read a stream (stdin) to its end, refusing it once it passes ``max_bytes``."""
     return _read_open(stream, max_bytes, label)

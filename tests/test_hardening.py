@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from provenance import Index
 from provenance.indexes.catalog import Catalog, NewItem
 from provenance.indexes.vectors import MAGIC, VectorIndex
+
+from provenance import Index
 from provenance.samples import sample_photo
 
 from .conftest import jpeg_bytes
@@ -30,7 +30,8 @@ PROVENANCE = [sys.executable, "-m", "provenance.cli.main"]
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([*PROVENANCE, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    return subprocess.run([*PROVENANCE, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          check=False)
 
 
 def _photo(seed: int) -> bytes:
@@ -279,3 +280,207 @@ def test_kill_9_audit_leaves_no_process(tmp_path):
             pass
     assert seen >= 4, "the audit never started its worker pool"
     assert survivors == [], f"{len(survivors)} processes outlived the killed audit"
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4. The HTML report runs no script it did not write; 5. the walk stays inside the roots; 7. 0600 files
+
+
+class _Tags:
+    """Every start tag of a page with its attributes (the stdlib parser, as a browser would tokenise)."""
+
+    def __init__(self, page: str) -> None:
+        from html.parser import HTMLParser
+
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        outer = self
+
+        class P(HTMLParser):
+            in_script = False
+
+            def handle_starttag(self, tag, attrs):
+                outer.tags.append((tag, dict(attrs)))
+                self.in_script = tag == "script"
+
+            def handle_endtag(self, tag):
+                self.in_script = False
+
+            def handle_data(self, data):
+                if self.in_script:
+                    outer.scripts.append(data)
+
+        p = P(convert_charrefs=True)
+        p.feed(page)
+        p.close()
+
+
+@pytest.fixture(scope="module")
+def hostile_audit(tmp_path_factory):
+    """An archive with a bidi-named file, symlinks to a private key outside it, and a tampered state file."""
+    root = tmp_path_factory.mktemp("hostile")
+    secret = root / "outside" / "id_ed25519"
+    secret.parent.mkdir()
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+                      "-----END OPENSSH PRIVATE KEY-----\n")
+    archive = root / "archive"
+    (archive / "sub").mkdir(parents=True)
+    (archive / "photo.jpg").write_bytes(_photo(501))
+    (archive / "copy.jpg").write_bytes(_resized(_photo(501)))
+    (archive / "report\u202etxt.exe\u202c.txt").write_text("A text whose name hides its real extension with a "
+                                                            "right-to-left override character in it.")
+    os.symlink(secret, archive / "notes.txt")
+    os.symlink(secret.parent, archive / "sub" / "keys")
+    state = root / "state.sqlite"
+    out = {k: root / f"report.{k}" for k in ("json", "csv", "html")}
+    args = ["audit", str(archive), "--index", str(root / "noidx"), "--state", str(state), "-q",
+            "--json", str(out["json"]), "--csv", str(out["csv"]), "--html", str(out["html"])]
+    first = run_cli(*args)
+    assert first.returncode == 3, first.stderr  # the skipped symlinks are reported
+    # Tamper with the cached thumbnail the way the issue did: an attribute break-out and a script.
+    import sqlite3
+    db = sqlite3.connect(state)
+    path, record = db.execute("SELECT path, record FROM files WHERE path LIKE '%photo.jpg'").fetchone()
+    rec = json.loads(record)
+    rec["thumb"] = 'x" onerror="alert(document.domain)" data-x="'
+    rec["text"] = "<script>alert(2)</script>"
+    db.execute("UPDATE files SET record=? WHERE path=?", (json.dumps(rec), path))
+    db.commit()
+    db.close()
+    second = run_cli(*args)
+    return {"root": root, "first": first, "second": second, "state": state, **out}
+
+
+def test_report_csp_allows_only_its_own_hashed_script(hostile_audit):
+    import base64
+    page = hostile_audit["html"].read_text(encoding="utf-8")
+    tags = _Tags(page)
+    csp = next(a["content"] for t, a in tags.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "default-src 'none'" in csp
+    assert len(tags.scripts) == 1
+    digest = base64.b64encode(hashlib.sha256(tags.scripts[0].encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in csp
+
+
+def test_tampered_state_never_becomes_markup(hostile_audit):
+    page = hostile_audit["html"].read_text(encoding="utf-8")
+    tags = _Tags(page)
+    assert not [(t, a) for t, a in tags.tags for k in a if k.startswith("on")]  # no event handler anywhere
+    assert [t for t, _ in tags.tags].count("script") == 1
+    for t, a in tags.tags:
+        if t == "img":
+            assert a["src"].startswith("data:image/jpeg;base64,") and '"' not in a["src"]
+    assert "alert(document.domain)" not in page  # the tampered thumbnail was refused outright
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page  # the tampered text shows as text
+
+
+def test_bidi_controls_in_names_are_shown(hostile_audit):
+    page = hostile_audit["html"].read_text(encoding="utf-8")
+    assert "\u202e" not in page and "\u202c" not in page
+    assert "report⟪U+202E⟫txt.exe⟪U+202C⟫.txt" in page
+
+
+def test_symlinks_out_of_the_archive_are_not_followed(hostile_audit):
+    import sqlite3
+    for key in ("json", "csv", "html"):
+        assert "PRIVATE KEY" not in hostile_audit[key].read_text(encoding="utf-8"), key
+    db = sqlite3.connect(hostile_audit["state"])
+    assert not [r for r in db.execute("SELECT record FROM files") if "PRIVATE KEY" in r[0]]
+    db.close()
+    doc = json.loads(hostile_audit["json"].read_text())
+    skipped = {Path(w["path"]).name for w in doc["walk_errors"] if "not followed" in w["error"]}
+    assert skipped == {"notes.txt", "keys"}
+
+
+def test_reports_and_state_are_private(hostile_audit):
+    for key in ("json", "csv", "html", "state"):
+        assert stat.S_IMODE(hostile_audit[key].stat().st_mode) == 0o600, key
+
+
+def test_follow_links_is_explicit(tmp_path):
+    from provenance.files import iter_files
+    target = tmp_path / "outside.txt"
+    target.write_text("outside")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "own.txt").write_text("own")
+    os.symlink(target, folder / "link.txt")
+    errors: list[tuple[Path, str]] = []
+    assert [p.name for p in iter_files([folder], recursive=True, on_error=lambda p, w: errors.append((p, w)))] \
+        == ["own.txt"]
+    assert [(p.name, "not followed" in w) for p, w in errors] == [("link.txt", True)]
+    assert [p.name for p in iter_files([folder], recursive=True, follow_links=True)] == ["link.txt", "own.txt"]
+    # A symlink named on the command line is the user's choice and is used.
+    assert list(iter_files([folder / "link.txt"])) == [folder / "link.txt"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# 6. Bounded reads and bounded text work
+
+
+def test_huge_file_is_refused_before_it_is_read(tmp_path):
+    huge = tmp_path / "huge.txt"
+    with open(huge, "wb") as f:
+        f.truncate(1_000_000_000)  # sparse: costs no disk, but reading it would cost 1 GB of memory
+    with Index.open(tmp_path / "idx", create=True):
+        pass
+    import time
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([*PROVENANCE, "check", "--index", str(tmp_path / "idx"), str(huge)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory (its stderr is a few lines)
+    err = proc.stderr.read()
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 3 and "over the 20000000-byte limit" in err and "Traceback" not in err
+    assert usage.ru_maxrss < 700 * 1024, f"peak {usage.ru_maxrss // 1024} MB"  # not 1 GB + the interpreter
+    assert time.perf_counter() - t0 < 120
+
+
+def test_endless_stream_is_cut_at_the_limit():
+    from provenance.errors import BadInputError
+    from provenance.files import read_bounded
+    with pytest.raises(BadInputError, match="over the 1000-byte limit"):
+        read_bounded("/dev/zero", 1000)
+
+
+def test_text_work_is_bounded():
+    import time
+
+    from provenance.signals.text import (
+        MAX_PASSAGE_CHARS,
+        MAX_PASSAGES,
+        passage_spans,
+        shingle_hashes,
+    )
+    from provenance.textnorm import MAX_WORD_CHARS, MAX_WORDS, tokenize
+    one_line = ("The quick brown fox jumps over the lazy dog and keeps running " * 300_000).strip()  # 19 MB
+    t0 = time.perf_counter()
+    toks = tokenize(one_line)
+    spans = passage_spans(one_line)
+    elapsed = time.perf_counter() - t0
+    assert len(toks) == MAX_WORDS and toks.truncated
+    assert len(spans) == MAX_PASSAGES and all(e - s <= MAX_PASSAGE_CHARS for s, e in spans)
+    assert elapsed < 60  # about 3 s on an idle core; generous for a loaded CI machine
+    blob = "x" * 1_000_000  # one "word" of a million letters
+    t = tokenize(blob)
+    assert len(t) == 1_000_000 // MAX_WORD_CHARS and max(e - s for s, e in zip(t.starts, t.ends)) == MAX_WORD_CHARS
+    assert len(shingle_hashes(t, 5)) == len(t) - 4
+
+
+def test_alignment_of_repetitive_texts_is_linear():
+    import time
+
+    from provenance.align import align
+    from provenance.signals.text import shingle_hashes
+    from provenance.textnorm import tokenize
+
+    def timed(words: int) -> float:
+        h = shingle_hashes(tokenize("a " * words), 5)
+        t0 = time.perf_counter()
+        align(h, h, 5, 8)
+        return time.perf_counter() - t0
+
+    small, large = timed(20_000), timed(200_000)
+    # Quadratic before (every position of "a a a ..." matched every other): 10x the words was 100x the time.
+    assert large < 30 * max(small, 0.01) and large < 20
