@@ -49,13 +49,19 @@ def align(draft: np.ndarray, source: np.ndarray, n: int, max_gap: int) -> list[R
     for j, h in enumerate(source.tolist()):
         where.setdefault(h, []).append(j)
     where = {h: js for h, js in where.items() if len(js) <= MAX_GRAM_OCCURRENCES}
+    if not where:
+        return []
+    # Only draft positions whose n-gram the source has can start or extend a region: find them in C, so
+    # checking one long draft against many candidates does not walk the whole draft in Python each time.
+    keys = np.sort(np.fromiter(where.keys(), dtype=np.int64, count=len(where)))
+    draft = np.asarray(draft, dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, draft), len(keys) - 1)  # O(n log m): no sort of the draft
+    hits = np.flatnonzero(keys[at] == draft)
     # Each region: [d_first, d_last, s_first, s_last, grams]
     regions: list[list[int]] = []
     open_regions: list[list[int]] = []
-    for i, h in enumerate(draft.tolist()):
-        js = where.get(h)
-        if not js:
-            continue
+    for i, h in zip(hits.tolist(), draft[hits].tolist()):
+        js = where[h]
         still_open = [r for r in open_regions if i - r[1] <= max_gap]
         used: set[int] = set()
         for j in js:
