@@ -30,13 +30,18 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from provenance.indexes.catalog import Catalog, NewItem
+from provenance.indexes.vectors import MAGIC, VectorIndex
 
 from provenance.align import MAX_GRAM_OCCURRENCES, align, winnow_positions
 from provenance.content import html_to_text
-from provenance.indexes.catalog import Catalog, NewItem
-from provenance.indexes.vectors import MAGIC, VectorIndex
 from provenance.samples import sample_photo
-from provenance.signals.text import MAX_PASSAGE_CHARS, MAX_PASSAGES, passage_spans, shingle_hashes, winnow
+from provenance.signals.text import (
+    MAX_PASSAGE_CHARS,
+    MAX_PASSAGES,
+    passage_spans,
+    winnow,
+)
 from provenance.textnorm import MAX_WORD_CHARS, fold_char, tokenize
 
 SEED = 20261101
@@ -259,6 +264,7 @@ def snapshot_catalog(tmp_path_factory):
 def test_any_damaged_snapshot_is_rebuilt_and_answers_correctly(snapshot_catalog, seed):
     import hashlib
     import json
+
     from provenance.indexes import vectors
     d, cat, pristine, values = snapshot_catalog
     rng = random.Random(seed)
