@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import struct
 import warnings
 from dataclasses import dataclass, field
 from html import unescape
@@ -193,8 +194,18 @@ def _decode_image(data: bytes, fmt: str, name: str) -> tuple[Image.Image, tuple[
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadInputError(f"refused as a possible decompression bomb: {exc}", name) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise BadInputError(f"corrupt or truncated {fmt.upper()} image: {exc}", name) from None
+    except Image.UnidentifiedImageError:
+        # Pillow's message names its buffer ("<_io.BytesIO object at 0x...>"), which helps nobody.
+        raise BadInputError(f"corrupt {fmt.upper()} image: its header cannot be read (damaged or not really "
+                            f"{fmt.upper()})", name) from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, ZeroDivisionError) as exc:
+        # struct.error/IndexError/ZeroDivisionError: Pillow plugins raise them on crafted headers.
+        raise BadInputError(f"corrupt or truncated {fmt.upper()} image: {_plain(exc)}", name) from None
+
+
+def _plain(exc: BaseException) -> str:
+    """An exception's message without object reprs (``<... object at 0x...>``)."""
+    return re.sub(r"<[\w.]+ object at 0x[0-9a-fA-F]+>", "the data", str(exc)) or type(exc).__name__
 
 
 def load_content(source: Source, name: str | None = None) -> Content:

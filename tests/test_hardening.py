@@ -484,3 +484,26 @@ def test_alignment_of_repetitive_texts_is_linear():
     small, large = timed(20_000), timed(200_000)
     # Quadratic before (every position of "a a a ..." matched every other): 10x the words was 100x the time.
     assert large < 30 * max(small, 0.01) and large < 20
+
+
+def test_damaged_image_messages_name_no_python_objects():
+    import io
+    import random
+
+    from provenance.content import content_from_bytes
+    from provenance.errors import BadInputError
+    buf = io.BytesIO()
+    sample_photo(3).save(buf, "JPEG")
+    data = buf.getvalue()
+    rng = random.Random(1)
+    messages = set()
+    for _ in range(200):
+        damaged = bytearray(data)
+        for _ in range(3):
+            damaged[rng.randrange(3, 200)] = rng.randrange(256)
+        try:
+            content_from_bytes(bytes(damaged), "x.jpg")
+        except BadInputError as exc:
+            messages.add(str(exc))
+    assert messages and not [m for m in messages if "object at 0x" in m]
+    assert any("header cannot be read" in m for m in messages)
