@@ -103,19 +103,24 @@ class Worker:
         self.log = open(log, "a")  # noqa: SIM115 - lives as long as the worker
         code = ADDER if kind == "adder" else CHECKER
         self.proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
-                                     stderr=self.log, env=env, text=True, bufsize=1)
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        self.buf = ""
+                                     stderr=self.log, env=env)
+        self.fd = self.proc.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.buf = b""
 
     def lines(self) -> list[str]:
-        try:
-            chunk = self.proc.stdout.read()
-        except (OSError, ValueError):
-            chunk = None
-        if chunk:
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                break
+            if not chunk:
+                break
             self.buf += chunk
-        *done, self.buf = self.buf.split("\n")
-        return done
+        *done, self.buf = self.buf.split(b"\n")
+        return [line.decode(errors="replace") for line in done]
 
     def kill(self) -> None:
         try:
@@ -123,6 +128,8 @@ class Worker:
         except OSError:
             pass
         self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
 
 
 def run(work: Path, adders: int, checkers: int, seconds: float, kill_every: tuple[float, float],
@@ -158,6 +165,18 @@ def run(work: Path, adders: int, checkers: int, seconds: float, kill_every: tupl
         workers[("adder", k)] = start("adder", k)
     for k in range(checkers):
         workers[("checker", k)] = start("checker", k)
+    try:
+        return _drive(workers, start, counts, acked, adder_next, ack_file, index, marker, rng, seconds, kill_every,
+                      work)
+    finally:
+        for w in workers.values():
+            w.kill()
+
+
+def _drive(workers, start, counts, acked, adder_next, ack_file, index, marker, rng, seconds, kill_every, work):
+    """The soak loop and the final consistency check (split out so ``run`` always kills the workers)."""
+    from provenance import Index
+
     t_end = time.monotonic() + seconds
     next_kill = time.monotonic() + rng.uniform(*kill_every)
     while time.monotonic() < t_end:
