@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 from PIL import Image, ImageOps
 
@@ -26,7 +26,7 @@ from .errors import BadInputError
 from .files import read_bounded
 
 Media = Literal["text", "image"]
-Source = Union[str, bytes, Path]
+Source = str | bytes | Path
 
 #: Long side, in pixels, of the decoded image that every image signal sees (PDQ's reference
 #: implementation downsamples to 64x64 anyway; 512 keeps its quality metric stable and decoding fast).
@@ -158,7 +158,7 @@ def _looks_like_html(name: str, text: str) -> bool:
     if name.lower().endswith((".html", ".htm", ".xhtml")):
         return True
     head = text.lstrip()[:100].lower()
-    return head.startswith("<!doctype html") or head.startswith("<html")
+    return head.startswith(("<!doctype html", "<html"))
 
 
 def _decode_image(data: bytes, fmt: str, name: str) -> tuple[Image.Image, tuple[int, int]]:
