@@ -15,6 +15,7 @@ The index holds 20 Brown corpus samples (built once under ``--work``).
     python -m bench.long_text --work /tmp/lt                      # every case, 120 s limit each
     python -m bench.long_text --work /tmp/lt --only prose --sizes 10k,100k,1m --limit 60
     python -m bench.long_text --work /tmp/lt --provenance /path/to/other/venv/bin/provenance
+    python -m bench.long_text --work /tmp/lt --in-process            # check time only, model warm
 """
 
 from __future__ import annotations
@@ -122,6 +123,31 @@ def run_case(provenance: str, idx: Path, path: Path, limit: float) -> dict[str, 
     return out
 
 
+def run_in_process(idx: Path, cases: dict[str, Path]) -> list[dict[str, Any]]:
+    """Time ``Index.check`` per case in this process with the model already loaded (no start-up cost)."""
+    import resource
+
+    from provenance import Index
+    from provenance.errors import BadInputError
+
+    rows = []
+    with Index.open(idx) as index:
+        index.embed.encode(["warm up"])
+        for name, path in cases.items():
+            t0 = time.perf_counter()
+            try:
+                rep = index.check(path)
+                verdict, skipped = rep.verdict, len(rep.skipped)
+            except BadInputError as exc:
+                verdict, skipped = f"bad input: {exc}"[:80], 0
+            rows.append({"case": name, "bytes": path.stat().st_size, "seconds": round(time.perf_counter() - t0, 2),
+                         "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                         "verdict": verdict, "skipped": skipped})
+            print(f"{name:<20} {rows[-1]['bytes']:>12,} B  {rows[-1]['seconds']:>8} s  peak so far "
+                  f"{rows[-1]['peak_mb']:>8} MB  {verdict}", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/provenance-long-text"))
@@ -129,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", choices=["prose", "hostile"], default=None)
     ap.add_argument("--sizes", default="10k,100k,1m,10m")
     ap.add_argument("--limit", type=float, default=120.0, help="seconds per case before it is killed")
+    ap.add_argument("--in-process", action="store_true",
+                    help="time Index.check in this process, model loaded once (no start-up in the numbers)")
     ap.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -137,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_case(args.provenance, idx, Path(args.case), args.limit)))
         return
     cases = make_inputs(args.work, args.only, args.sizes.split(","))
+    if args.in_process:
+        rows = run_in_process(idx, cases)
+        (args.work / "long_text_in_process.json").write_text(json.dumps(rows, indent=1))
+        return
     rows = []
     for name, path in cases.items():
         # A fresh helper per case so RUSAGE_CHILDREN's maximum is this case's own peak.

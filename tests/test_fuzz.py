@@ -44,7 +44,7 @@ from provenance.signals.text import (
 )
 from provenance.textnorm import MAX_WORD_CHARS, fold_char, tokenize
 
-SEED = 20261101
+SEED = int(os.environ.get("PROVENANCE_FUZZ_SEED", "20261101"))
 EXAMPLES = int(os.environ.get("PROVENANCE_FUZZ_EXAMPLES", "40"))
 FUZZ_SECONDS = float(os.environ.get("PROVENANCE_FUZZ_SECONDS", "15"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
