@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..checker import Index, default_index_path
-from .common import EXIT_BAD_INPUT, EXIT_OK, handle_errors, index_option, quiet_option, warn
+from .common import EXIT_BAD_INPUT, EXIT_OK, follow_links_option, handle_errors, index_option, quiet_option, warn
 
 
 def default_state_path(index_path: Path) -> Path:
@@ -56,12 +56,13 @@ class _Progress:
               help="Fingerprint cache and resume state (default: <index>.audit.sqlite).")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="Worker processes for decoding and hashing.")
+@follow_links_option
 @index_option
 @quiet_option
 @handle_errors
 def audit(paths: tuple[Path, ...], exclude: tuple[str, ...], json_path: Path | None, csv_path: Path | None,
           html_path: Path | None, add: bool, source_label: str | None, state_path: Path | None, workers: int,
-          index_path: Path | None, quiet: bool) -> None:
+          follow_links: bool, index_path: Path | None, quiet: bool) -> None:
     """Audit folders: clusters of near-duplicates, copies of indexed items, originals.
 
     Walks PATHS recursively, fingerprints every file in parallel (cached: a rerun only reads changed
@@ -74,7 +75,7 @@ def audit(paths: tuple[Path, ...], exclude: tuple[str, ...], json_path: Path | N
     """
     from ..audit import audit as run_audit
     from ..audit_export import write_csv
-    from ..audit_html import write_html
+    from ..audit_html import write_html, write_private_text
 
     index_path = index_path or default_index_path()
     state_path = state_path or default_state_path(index_path)
@@ -83,11 +84,15 @@ def audit(paths: tuple[Path, ...], exclude: tuple[str, ...], json_path: Path | N
         index = Index.open(index_path, create=add)
     else:
         warn(f"no index at {index_path}: auditing inside the archive only (use --add to create it)", quiet)
+    # Issue 11 (hardening): the state database and the reports quote audited files: owner-only files.
+    from ..files import create_private_file
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    create_private_file(state_path)
     progress = _Progress(enabled=not quiet and sys.stderr.isatty())
     try:
         try:
             result = run_audit(list(paths), state_path=state_path, index=index, add=add, source=source_label,
-                               exclude=exclude, workers=workers, progress=progress)
+                               exclude=exclude, workers=workers, progress=progress, follow_links=follow_links)
         except KeyboardInterrupt:
             click.echo(f"\ninterrupted: finished batches are saved in {state_path}; run again to resume",
                        err=True)
@@ -106,8 +111,9 @@ def audit(paths: tuple[Path, ...], exclude: tuple[str, ...], json_path: Path | N
         if str(json_path) == "-":
             click.echo(text)
         else:
-            json_path.write_text(text, encoding="utf-8")
+            write_private_text(json_path, text)  # issue 11: 0600
     if csv_path is not None:
+        create_private_file(csv_path)  # issue 11: 0600 when new
         write_csv(result, csv_path)
     if html_path is not None:
         write_html(result, html_path)

@@ -16,6 +16,7 @@ from ..errors import ProvenanceError
 from .exit_codes import (
     EXIT_BAD_INPUT,
     EXIT_INDEX,
+    EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_MANIFEST,
     EXIT_MATCH,
@@ -25,15 +26,22 @@ from .exit_codes import (
     exit_code_for,
 )
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_INDEX", "EXIT_INTERRUPTED", "EXIT_MANIFEST", "EXIT_MATCH", "EXIT_MISSING",
-           "EXIT_OK", "EXIT_USAGE", "echo_json", "handle_errors", "index_option", "open_index", "quiet_option",
-           "warn"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INDEX", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MANIFEST", "EXIT_MATCH",
+           "EXIT_MISSING", "EXIT_OK", "EXIT_USAGE", "echo_json", "follow_links_option", "handle_errors",
+           "index_option", "open_index", "quiet_option", "warn"]
+#: Set to get the full traceback of an internal error.
+DEBUG_ENV = "PROVENANCE_DEBUG"
 
 index_option = click.option(
     "--index", "index_path", type=click.Path(file_okay=False, path_type=Path), envvar=INDEX_ENV,
     default=None, show_envvar=True,
     help="Index directory (default: $PROVENANCE_INDEX, else ./.provenance).")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
+#: Issue 11: walks stay inside the folders given unless asked.
+follow_links_option = click.option(
+    "--follow-links", is_flag=True,
+    help="Follow symbolic links met inside walked folders (by default they are skipped and reported: they "
+         "may lead outside the folder).")
 
 
 def open_index(index_path: Path | None, *, create: bool = False) -> Index:
@@ -65,5 +73,15 @@ def handle_errors(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - issue 11: no traceback, never exit 1 (= "match")
+            import os
+            if os.environ.get(DEBUG_ENV):
+                raise
+            what = "out of memory" if isinstance(exc, MemoryError) else f"{type(exc).__name__}: {exc}"
+            click.echo(f"internal error: {what} (a bug; rerun with {DEBUG_ENV}=1 for the traceback and "
+                       "report it)", err=True)
+            sys.exit(EXIT_INTERNAL)
 
     return wrapper

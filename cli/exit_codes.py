@@ -25,6 +25,8 @@ EXIT_MISSING = 5
 EXIT_MANIFEST = 6
 #: ``provenance lookup``: no recorded disclosure matches.
 EXIT_NOT_FOUND = 10
+#: An unexpected exception (a bug): never 1, which means "match found".
+EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 #: ``provenance verify`` exit codes, one per status (documented in its help).

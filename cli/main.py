@@ -9,14 +9,16 @@ from pathlib import Path
 import click
 
 from ..checker import AddResult
+from ..content import MAX_IMAGE_BYTES
 from ..errors import BadInputError
-from ..files import iter_files
+from ..files import iter_files, read_stream_bounded
 from ..report import Report, reports_document
 from .common import (
     EXIT_BAD_INPUT,
     EXIT_MATCH,
     EXIT_OK,
     echo_json,
+    follow_links_option,
     handle_errors,
     index_option,
     open_index,
@@ -60,11 +62,12 @@ def init(index_path: Path | None) -> None:
 @click.option("--recursive", "-r", is_flag=True, help="Walk folders.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files or folders matching GLOB.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document with a result per input.")
+@follow_links_option  # issue 11
 @index_option
 @quiet_option
 @handle_errors
 def add(paths: tuple[Path, ...], source_label: str | None, recursive: bool, exclude: tuple[str, ...],
-        as_json: bool, index_path: Path | None, quiet: bool) -> None:
+        as_json: bool, follow_links: bool, index_path: Path | None, quiet: bool) -> None:
     """Add files (or '-' for stdin) to the index. The index is created if missing.
 
     Adding the same bytes again does not create a second item. A bad file is reported on stderr
@@ -83,9 +86,10 @@ def add(paths: tuple[Path, ...], source_label: str | None, recursive: bool, excl
     sources: list = []
     for p in paths:
         if str(p) == "-":
-            sources.append(sys.stdin.buffer.read())
+            sources.append(read_stream_bounded(sys.stdin.buffer, MAX_IMAGE_BYTES))  # issue 11: bounded
         else:
-            sources.extend(iter_files([p], recursive=recursive, exclude=exclude, on_error=on_error))
+            sources.extend(iter_files([p], recursive=recursive, exclude=exclude, on_error=on_error,
+                                      follow_links=follow_links))
     idx = open_index(index_path, create=True)
     results: list[AddResult] = []
     show_progress = not quiet and sys.stderr.isatty() and len(sources) > 1
@@ -137,11 +141,13 @@ class _NoBar:
 @click.option("--origin/--no-origin", default=True, show_default=True,
               help="Also read what each file says about its own origin (C2PA, IPTC, generator settings, "
                    "watermarks), reported under 'provenance'.")
+@follow_links_option  # issue 11
 @index_option
 @quiet_option
 @handle_errors
 def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, recursive: bool,
-          allow_sources: tuple[str, ...], origin: bool, index_path: Path | None, quiet: bool) -> None:
+          allow_sources: tuple[str, ...], origin: bool, follow_links: bool, index_path: Path | None,
+          quiet: bool) -> None:
     """Check drafts and images ('-' reads stdin) against the index.
 
     Verdicts, strongest first: exact, near-duplicate, paraphrase, original. Exit codes: 0 clean,
@@ -170,9 +176,10 @@ def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, 
         inputs: list = []
         for p in paths:
             if str(p) == "-":
-                inputs.append((sys.stdin.buffer.read(), "<stdin>"))
+                inputs.append((read_stream_bounded(sys.stdin.buffer, MAX_IMAGE_BYTES), "<stdin>"))  # issue 11
             else:
-                inputs.extend((f, str(f)) for f in iter_files([p], recursive=recursive, on_error=on_error))
+                inputs.extend((f, str(f)) for f in iter_files([p], recursive=recursive, on_error=on_error,
+                                                              follow_links=follow_links))
         for src, name in inputs:
             try:
                 report = idx.check(src if isinstance(src, bytes) else Path(src), name, origin=origin,

@@ -2,13 +2,20 @@
 
 Write-ahead logging and one transaction per added item make a killed process harmless: an item is
 either fully present (row, text, fingerprints) or absent. FAISS indexes are rebuilt from here.
+
+Each catalog gets a random ``catalog_id`` when it is created; FAISS snapshots record it so that a snapshot
+is never trusted by another catalog (one re-created after ``catalog.sqlite`` was deleted reuses row ids).
+The catalog holds the full text of indexed drafts, so it is created readable by its owner only (0600;
+SQLite gives its ``-wal`` and ``-shm`` files the database's mode).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +110,14 @@ class Catalog:
         if not self.path.exists() and not create:
             raise ProvenanceIndexError(
                 f"{self.path}: no catalog here; create one with `provenance init` (or add with --index)")
+        if create and not self.path.exists():
+            # A -wal/-shm left by a deleted catalog would be replayed into the new one: remove them first.
+            for suffix in ("-wal", "-shm", "-journal"):
+                try:
+                    os.unlink(f"{self.path}{suffix}")
+                except FileNotFoundError:
+                    pass
+            create_private_file(self.path)
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves so one item is one transaction.
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -117,12 +132,19 @@ class Catalog:
             if version is None:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
                 self.set_meta("created_at", str(time.time()))
-            elif int(version) != SCHEMA_VERSION:
+            elif version != str(SCHEMA_VERSION):
                 raise ProvenanceIndexError(
-                    f"{self.path}: catalog schema {version}, this version reads {SCHEMA_VERSION}; "
+                    f"{self.path}: catalog schema {version!r}, this version reads {SCHEMA_VERSION}; "
                     "upgrade provenance-checker or re-create the index")
+            if self.get_meta("catalog_id") is None:
+                # INSERT OR IGNORE: two processes opening an older catalog at once agree on one id.
+                self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('catalog_id', ?)",
+                                (uuid.uuid4().hex,))
+            self.catalog_id: str = str(self.get_meta("catalog_id"))
         except sqlite3.DatabaseError as exc:
-            raise ProvenanceIndexError(f"{self.path}: not a readable catalog ({exc})") from exc
+            raise ProvenanceIndexError(
+                f"{self.path}: not a readable catalog ({exc}); restore it from a backup, or move it away and "
+                "create a new index with `provenance init`") from exc
 
     def close(self) -> None:
         """Close the connection."""
@@ -293,6 +315,22 @@ class Catalog:
             out.setdefault(r[0], []).append(int(r[1]))
         return out
 
+    def fingerprint_values(self, signal: str, ids: Iterable[int]) -> dict[int, bytes]:
+        """``row id -> value`` of the given ``signal`` fingerprint rows that exist."""
+        out: dict[int, bytes] = {}
+        for chunk in _chunks(sorted(set(ids)), 900):
+            q = ",".join("?" * len(chunk))
+            for r in self.db.execute(f"SELECT id, value FROM fingerprints WHERE signal=? AND id IN ({q})",
+                                     [signal, *chunk]):
+                out[int(r[0])] = bytes(r[1])
+        return out
+
+    def removed_fingerprint_ids(self, signal: str) -> list[int]:
+        """Row ids of ``signal``'s fingerprints that belong to removed items."""
+        rows = self.db.execute("SELECT f.id FROM fingerprints f JOIN items i ON i.id=f.item_id "
+                               "WHERE i.removed=1 AND f.signal=?", (signal,))
+        return [int(r[0]) for r in rows]
+
     def max_fingerprint_id(self, signal: str) -> int:
         """The newest row id of ``signal``'s fingerprints (0 if none)."""
         r = self.db.execute("SELECT max(id) FROM fingerprints WHERE signal=?", (signal,)).fetchone()
@@ -334,6 +372,18 @@ class Catalog:
             out[f"fingerprints.{r[0]}"] = r[1]
         out["fingerprints.text-shingle"] = self.db.execute("SELECT count(*) FROM shingles").fetchone()[0]
         return out
+
+
+def create_private_file(path: Path, mode: int = 0o600) -> None:
+    """Create ``path`` empty with ``mode`` (owner only by default) unless it exists.
+
+    ``O_EXCL`` never opens a file (or symlink) planted in its place; an existing file is left as it is.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _chunks(seq: Sequence[int], size: int) -> Iterator[list[int]]:

@@ -1,9 +1,21 @@
 """FAISS indexes derived from the catalog, saved as snapshots that catch up on open.
 
-A snapshot is one file: a magic line, a JSON header (signal, version, model, factory, dimension and the
-last catalog fingerprint row it holds) and the FAISS index serialised by FAISS itself. No pickle.
-It is written to a temporary file and renamed over the old one, so a kill leaves either snapshot, and
-since the catalog is the source of truth an old snapshot only means more catching up on the next open.
+A snapshot is one file::
+
+    MAGIC | u64 header length | JSON header | FAISS index (serialised by FAISS) | SHA-256 of all before it
+
+The header records what the snapshot was built from: signal, version, model, factory, dimension, the
+``catalog_id`` written into the catalog at ``init`` (so a snapshot never serves another catalog, e.g.
+after ``catalog.sqlite`` was deleted and re-created), the last catalog fingerprint row it holds and its
+vector count. No pickle. Opening verifies all of it before FAISS reads a byte: the trailing checksum
+(any flipped or missing byte), the header against this installation and this catalog, the count against
+the data FAISS read, the highest id against ``last_row``, and a few stored vectors against the catalog's
+own values. Any mismatch or damage means the snapshot is not this catalog's: since it is derived data it
+is rebuilt from the catalog, with one line on stderr (:data:`notice`). FAISS exceptions never escape.
+
+It is written to a ``tempfile`` in the same folder (``O_EXCL``, mode 0600, random name) and renamed over
+the old one, so a kill leaves either snapshot; temporary files left by killed processes are removed on the
+next open. Since the catalog is the source of truth an old snapshot only means more catching up.
 FAISS ids are catalog fingerprint row ids (``IndexIDMap2`` / ``IndexBinaryIDMap2``).
 
 Index kinds grow with size: binary hashes stay in an exact flat index (a Hamming scan of 10^6 PDQ hashes
@@ -14,9 +26,14 @@ The factory string in use is recorded in the snapshot header.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import struct
+import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +43,25 @@ import numpy as np
 from ..errors import ProvenanceIndexError
 from .catalog import Catalog
 
-MAGIC = b"PROVENANCE-FAISS/1\n"
+#: Format 2: bound to a catalog id, with a trailing SHA-256. Format 1 files (no binding) are rebuilt.
+MAGIC = b"PROVENANCE-FAISS/2\n"
+_DIGEST = 32
+#: Stored vectors compared with the catalog on every open (the highest id and evenly spaced others):
+#: cheap (one indexed SELECT) and catches a snapshot paired with the wrong rows.
+SPOT_CHECKS = 8
+
+
+def _stderr_notice(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+#: Called with one line when a snapshot is rebuilt on open. The CLI keeps the default (stderr);
+#: library callers may replace it (e.g. with a logger).
+notice: Callable[[str], None] = _stderr_notice
+
+
+class SnapshotMismatch(Exception):
+    """A snapshot that cannot serve this catalog (damaged, stale, or another catalog's); rebuilt."""
 
 Kind = Literal["binary", "float"]
 
@@ -60,6 +95,62 @@ def _new_index(kind: Kind, dim: int, factory: str) -> Any:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
+def _read_header(head: bytes, read: Callable[[int], bytes]) -> dict:
+    """Parse ``MAGIC | u64 length`` (``head``) and the JSON header that ``read(length)`` returns."""
+    if not head.startswith(MAGIC) or len(head) < len(MAGIC) + 8:
+        raise ValueError("not a snapshot of this format")
+    (hlen,) = struct.unpack(">Q", head[len(MAGIC):len(MAGIC) + 8])
+    if hlen > 1 << 20:  # a header is a few hundred bytes; a huge length is damage, not a header
+        raise ValueError(f"header length {hlen} is implausible")
+    header = json.loads(read(hlen))
+    if not isinstance(header, dict):
+        raise TypeError("header is not a JSON object")
+    return header
+
+
+_TEMP_NAME = re.compile(r"^\.[\w.-]+\.faiss\.(\d+)\.[\w.-]*tmp$")
+
+
+def remove_stale_temporary_files(directory: Path) -> int:
+    """Delete snapshot temporary files whose writing process is gone (killed mid-save).
+
+    A live writer's file is kept: its name carries its pid. Returns how many were removed.
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = _TEMP_NAME.match(entry.name)
+        if not m or _pid_alive(int(m.group(1))):
+            continue
+        with _suppress_oserror():
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class _suppress_oserror:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: object, ev: object, tb: object) -> bool:
+        return isinstance(ev, OSError)
+
+
 class VectorIndex:
     """The FAISS index of one signal, kept in step with the catalog."""
 
@@ -70,81 +161,181 @@ class VectorIndex:
         self.index = _new_index(kind, dim, self.factory)
         self.last_row = 0
         self.dirty = False
+        #: The catalog this index holds rows of (set by :meth:`load` / :meth:`rebuild_from`).
+        self.catalog_id: str | None = None
 
     # -- persistence ------------------------------------------------------------------------------
     def header(self) -> dict:
         """What the snapshot records about itself."""
         return {"signal": self.signal, "version": self.version, "model": self.model, "kind": self.kind,
-                "dim": self.dim, "factory": self.factory, "last_row": self.last_row,
-                "count": int(self.index.ntotal)}
+                "dim": self.dim, "factory": self.factory, "catalog_id": self.catalog_id,
+                "last_row": self.last_row, "count": int(self.index.ntotal)}
 
     @staticmethod
-    def snapshot_last_row(directory: Path, signal: str) -> int | None:
-        """The last catalog row recorded in a snapshot's header (``None``: no readable snapshot)."""
+    def snapshot_last_row(directory: Path, signal: str, catalog_id: str | None = None) -> int | None:
+        """The last catalog row recorded in a snapshot's header (``None``: no usable snapshot).
+
+        Reads the header only (no checksum: that is :meth:`load`'s job). With ``catalog_id``, a snapshot
+        of another catalog counts as none.
+        """
         try:
             with open(Path(directory) / f"{signal}.faiss", "rb") as f:
-                head = f.read(len(MAGIC) + 8)
-                if not head.startswith(MAGIC):
-                    return None
-                (hlen,) = struct.unpack(">Q", head[len(MAGIC):])
-                return int(json.loads(f.read(hlen))["last_row"])
-        except (OSError, ValueError, KeyError, struct.error):
+                header = _read_header(f.read(len(MAGIC) + 8), f.read)
+            if catalog_id is not None and header.get("catalog_id") != catalog_id:
+                return None
+            return int(header["last_row"])
+        except (OSError, ValueError, KeyError, TypeError, struct.error):
             return None
 
     def load(self, catalog: Catalog) -> None:
-        """Load the snapshot if there is one, then catch up with ``catalog``."""
+        """Load the snapshot if there is one, then catch up with ``catalog``.
+
+        A snapshot that is damaged, stale or another catalog's is rebuilt from ``catalog`` (one line
+        through :data:`notice`). Raises :class:`ProvenanceIndexError` only when the catalog itself cannot
+        be read back into an index.
+        """
+        remove_stale_temporary_files(self.path.parent)
+        self.catalog_id = catalog.catalog_id
         if self.path.exists():
             try:
-                raw = self.path.read_bytes()
-                if not raw.startswith(MAGIC):
-                    raise ValueError("bad magic")
-                (hlen,) = struct.unpack(">Q", raw[len(MAGIC):len(MAGIC) + 8])
-                start = len(MAGIC) + 8
-                header = json.loads(raw[start:start + hlen])
-                blob = np.frombuffer(raw[start + hlen:], dtype=np.uint8)
-            except (OSError, ValueError, struct.error) as exc:
-                raise ProvenanceIndexError(
-                    f"{self.path}: unreadable index snapshot ({exc}); rebuild it from the catalog with "
-                    f"`provenance rebuild --index {self.path.parent.parent}`") from exc
-            mine = {k: getattr(self, k) for k in ("signal", "version", "model", "kind", "dim")}
-            theirs = {k: header.get(k) for k in mine}
-            if mine != theirs or header.get("factory") not in _factories(self.kind, self.dim):
-                raise ProvenanceIndexError(
-                    f"{self.path}: built with {theirs}, this installation needs {mine}; rebuild it with "
-                    f"`provenance rebuild --index {self.path.parent.parent}`")
-            reader = faiss.deserialize_index_binary if self.kind == "binary" else faiss.deserialize_index
-            self.index = reader(blob)
-            self.factory = header["factory"]
-            if ",HNSW" in self.factory:
-                hnsw: Any = faiss.downcast_index(self.index.index)
-                hnsw.hnsw.efSearch = HNSW_EF_SEARCH
-            self.last_row = int(header["last_row"])
-            if self.last_row > catalog.max_fingerprint_id(self.signal):
-                raise ProvenanceIndexError(
-                    f"{self.path}: holds rows the catalog does not (the catalog was replaced?); rebuild "
-                    f"with `provenance rebuild --index {self.path.parent.parent}`")
+                self._load_snapshot(catalog)
+            except SnapshotMismatch as why:
+                self.rebuild_from(catalog)
+                self._save_quietly()
+                notice(f"note: {self.path}: {why}; rebuilt it from the catalog ({len(self)} vectors)")
+                return
         self.catch_up(catalog)
 
+    def _load_snapshot(self, catalog: Catalog) -> None:
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            raise SnapshotMismatch(f"unreadable ({exc.strerror or exc})") from None
+        if not raw.startswith(MAGIC):
+            old = raw.startswith(b"PROVENANCE-FAISS/")
+            raise SnapshotMismatch("an older snapshot format, not bound to its catalog" if old
+                                   else "not a snapshot file (bad magic)")
+        if len(raw) < len(MAGIC) + 8 + _DIGEST:
+            raise SnapshotMismatch(f"truncated ({len(raw)} bytes)")
+        body, digest = memoryview(raw)[:-_DIGEST], raw[-_DIGEST:]
+        if hashlib.sha256(body).digest() != digest:
+            raise SnapshotMismatch("damaged (checksum mismatch: truncated or altered bytes)")
+        pos = len(MAGIC) + 8
+        try:
+            header = _read_header(raw[:pos], lambda n: raw[pos:pos + n])
+        except (ValueError, TypeError, struct.error) as exc:
+            raise SnapshotMismatch(f"unreadable header ({exc})") from None
+        mine = {k: getattr(self, k) for k in ("signal", "version", "model", "kind", "dim")}
+        theirs = {k: header.get(k) for k in mine}
+        if mine != theirs or header.get("factory") not in _factories(self.kind, self.dim):
+            raise SnapshotMismatch(f"built with {theirs}, this installation uses {mine}")
+        if header.get("catalog_id") != catalog.catalog_id:
+            raise SnapshotMismatch(f"built for catalog {header.get('catalog_id')}, not for this catalog "
+                                   f"({catalog.catalog_id}; was catalog.sqlite replaced?)")
+        try:
+            last_row, count = int(header["last_row"]), int(header["count"])
+        except (KeyError, TypeError, ValueError):
+            raise SnapshotMismatch("header lacks last_row/count") from None
+        if last_row > catalog.max_fingerprint_id(self.signal):
+            raise SnapshotMismatch(f"holds rows up to {last_row}, the catalog only up to "
+                                   f"{catalog.max_fingerprint_id(self.signal)}")
+        hlen = struct.unpack(">Q", raw[len(MAGIC):pos])[0]
+        blob = np.frombuffer(body[pos + hlen:], dtype=np.uint8)
+        reader = faiss.deserialize_index_binary if self.kind == "binary" else faiss.deserialize_index
+        try:
+            index = reader(blob)
+            if index.d != self.dim:
+                raise SnapshotMismatch(f"FAISS data of dimension {index.d}, expected {self.dim}")
+            ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+        except SnapshotMismatch:
+            raise
+        except Exception as exc:  # noqa: BLE001 - FAISS raises RuntimeError (and others) on bad data
+            raise SnapshotMismatch(f"FAISS cannot read its data ({type(exc).__name__})") from None
+        if int(index.ntotal) != count or len(ids) != count:
+            raise SnapshotMismatch(f"header says {count} vectors, the data holds {int(index.ntotal)}")
+        if count and (int(ids.max()) > last_row or int(ids.min()) < 1):
+            raise SnapshotMismatch(f"holds row ids {int(ids.min())}..{int(ids.max())} outside 1..{last_row} "
+                                   "recorded in its header")
+        if count and len(np.unique(ids)) != count:
+            raise SnapshotMismatch("holds a row id twice")
+        self._spot_check(index, ids, catalog)
+        self.index = index
+        self.factory = header["factory"]
+        if ",HNSW" in self.factory:
+            faiss.downcast_index(self.index.index).hnsw.efSearch = HNSW_EF_SEARCH
+        self.last_row = last_row
+
+    def _spot_check(self, index, ids: np.ndarray, catalog: Catalog) -> None:
+        """Compare the highest id's vector and a few evenly spaced others with the catalog's values."""
+        if not len(ids):
+            return
+        picks = sorted({int(ids.argmax()), *np.linspace(0, len(ids) - 1, SPOT_CHECKS - 1).astype(int).tolist()})
+        wanted = [int(ids[i]) for i in picks]
+        stored = catalog.fingerprint_values(self.signal, wanted)
+        for row_id in wanted:
+            value = stored.get(row_id)
+            if value is None:
+                # Fingerprints of a removed item revived later are deleted from the catalog; a snapshot
+                # still holding one is stale, not wrong, but rebuilding it is cheap and correct.
+                raise SnapshotMismatch(f"holds row {row_id}, which the catalog does not have")
+            try:
+                got = index.reconstruct(row_id)
+            except Exception as exc:  # noqa: BLE001 - an id the IDMap cannot find raises in FAISS
+                raise SnapshotMismatch(f"cannot read back row {row_id} ({type(exc).__name__})") from None
+            if np.asarray(got).tobytes() != value:
+                raise SnapshotMismatch(f"row {row_id} differs from the catalog's value (another catalog's "
+                                       "snapshot?)")
+
+    def rebuild_from(self, catalog: Catalog) -> None:
+        """Replace the in-memory index with one built from every live fingerprint in ``catalog``."""
+        self.catalog_id = catalog.catalog_id
+        self.factory = _factories(self.kind, self.dim)[0]
+        self.index = _new_index(self.kind, self.dim, self.factory)
+        self.last_row = 0
+        self.catch_up(catalog)
+        self.remove(catalog.removed_fingerprint_ids(self.signal))
+        self.dirty = True
+
+    def _save_quietly(self) -> None:
+        """Save after a rebuild on open; a read-only folder only means rebuilding again next time."""
+        try:
+            self.save()
+        except OSError as exc:
+            notice(f"note: {self.path}: rebuilt in memory but cannot write it ({exc.strerror or exc})")
+
     def save(self) -> None:
-        """Write the snapshot atomically (temporary file, fsync, rename)."""
+        """Write the snapshot atomically (private temporary file, fsync, rename)."""
         if not self.dirty and self.path.exists():
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         writer = faiss.serialize_index_binary if self.kind == "binary" else faiss.serialize_index
         blob = writer(self.index)
         header = json.dumps(self.header()).encode()
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(MAGIC + struct.pack(">Q", len(header)) + header)
-            f.write(blob.data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        head = MAGIC + struct.pack(">Q", len(header)) + header
+        digest = hashlib.sha256(head)
+        digest.update(memoryview(blob))
+        # mkstemp: O_CREAT|O_EXCL (never follows or reuses a planted file), mode 0600, unpredictable name.
+        # The pid in the name lets the next open tell a killed writer's leftover from a live one's.
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(head)
+                f.write(memoryview(blob))
+                f.write(digest.digest())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with _suppress_oserror():
+                os.unlink(tmp)
+            raise
         self.dirty = False
 
     # -- contents ---------------------------------------------------------------------------------
     def catch_up(self, catalog: Catalog) -> int:
         """Add the catalog's fingerprints newer than the snapshot. Returns how many were added."""
+        if self.catalog_id is None:
+            self.catalog_id = catalog.catalog_id
         added = 0
         ids: list[int] = []
         vals: list[bytes] = []
@@ -161,6 +352,14 @@ class VectorIndex:
     def _add(self, ids: list[int], values: list[bytes]) -> int:
         dtype = np.uint8 if self.kind == "binary" else np.float32
         width = self.dim // 8 if self.kind == "binary" else self.dim
+        size = width * np.dtype(dtype).itemsize
+        for row_id, value in zip(ids, values):
+            if len(value) != size:
+                # The catalog is the source of truth, so a wrong-sized value is damage there, not here.
+                raise ProvenanceIndexError(
+                    f"{self.path.parent.parent / 'catalog.sqlite'}: fingerprint row {row_id} ({self.signal}) "
+                    f"has {len(value)} bytes, expected {size}: the catalog is damaged; restore it from a "
+                    "backup, or create a new index and add the content again")
         mat = np.frombuffer(b"".join(values), dtype=dtype).reshape(len(values), width)
         self.index.add_with_ids(np.ascontiguousarray(mat), np.asarray(ids, dtype=np.int64))
         self.last_row = max(self.last_row, ids[-1])

@@ -24,9 +24,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +34,7 @@ from .content import MAX_SIDE, Content
 from .files import iter_files
 from .report import VERDICTS, Match, Report, verdict_rank
 from .signals import Fingerprint, Signal, SignalSkipped, load_signals
+from .workers import worker_pool
 
 if TYPE_CHECKING:
     from .checker import Index, Precomputed
@@ -226,14 +225,15 @@ def _signature(signals: Sequence[Signal]) -> str:
 
 def audit(roots: Sequence[Path], *, state_path: Path, index: Index | None = None, add: bool = False,
           source: str | None = None, exclude: Sequence[str] = (), workers: int = 2,
-          progress: ProgressFn | None = None, signals: Sequence[Signal] | None = None) -> AuditResult:
+          progress: ProgressFn | None = None, signals: Sequence[Signal] | None = None,
+          follow_links: bool = False) -> AuditResult:
     """Audit the files under ``roots``.
 
     ``index`` is an open :class:`~provenance.checker.Index` to match against (``None``: in-archive only);
     with ``add`` the audited items are added to it afterwards (labelled ``source``). ``signals`` default to
     the index's (or every installed signal). ``progress`` is called as ``progress(done, total, counters)``
-    after each batch. ``KeyboardInterrupt`` propagates after the batches done so far are committed; the
-    next run resumes from them.
+    after each batch. Symbolic links are not followed unless ``follow_links``. ``KeyboardInterrupt``
+    propagates after the batches done so far are committed; the next run resumes from them.
     """
     sigs = list(signals) if signals is not None else (index.signals if index is not None else load_signals())
     state = AuditState(state_path, _signature(sigs))
@@ -245,7 +245,7 @@ def audit(roots: Sequence[Path], *, state_path: Path, index: Index | None = None
     run_id = state.start_run([str(r) for r in roots])
     t0 = time.perf_counter()
     try:
-        paths = [str(p) for p in iter_files(roots, recursive=True, exclude=exclude,
+        paths = [str(p) for p in iter_files(roots, recursive=True, exclude=exclude, follow_links=follow_links,
                                             on_error=lambda p, why: walk_errors.append({"path": str(p),
                                                                                         "error": why}))]
         # Deduplicate paths named twice (overlapping roots) while keeping walk order, and never audit
@@ -254,7 +254,7 @@ def audit(roots: Sequence[Path], *, state_path: Path, index: Index | None = None
         index_dir = Path(index.path).resolve() if index is not None else None
         paths = [p for p in dict.fromkeys(paths) if str(Path(p).resolve()) not in own
                  and (index_dir is None or index_dir not in Path(p).resolve().parents)]
-        items = _collect(paths, state, sigs, counters, workers, progress)
+        items = _collect(paths, state, sigs, counters, workers, progress, follow_links)
         counters["fingerprint_seconds"] = round(time.perf_counter() - t0, 3)
         t1 = time.perf_counter()
         clusters = _cluster(items, sigs)
@@ -278,7 +278,7 @@ def audit(roots: Sequence[Path], *, state_path: Path, index: Index | None = None
 
 
 def _collect(paths: list[str], state: AuditState, signals: Sequence[Signal], counters: dict[str, Any],
-             workers: int, progress: ProgressFn | None) -> list[AuditItem]:
+             workers: int, progress: ProgressFn | None, follow_links: bool) -> list[AuditItem]:
     items: list[AuditItem | None] = [None] * len(paths)
     todo: list[int] = []
     for i, p in enumerate(paths):
@@ -331,16 +331,17 @@ def _collect(paths: list[str], state: AuditState, signals: Sequence[Signal], cou
     chunks = [todo[k:k + chunk] for k in range(0, len(todo), chunk)]
     if workers <= 1 or len(todo) < 2 * chunk:
         for c in chunks:
-            for i, rec in zip(c, fingerprint_chunk([paths[i] for i in c])):
+            for i, rec in zip(c, fingerprint_chunk([paths[i] for i in c], follow_links)):
                 accept(i, rec)
             if len(pending) >= BATCH_FILES:
                 flush()
     else:
         # forkserver: workers start from a clean process that has not imported torch (fork after torch
         # is loaded can deadlock in its thread pools).
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
+        with worker_pool(workers) as pool:  # issue 11 (hardening): workers exit when this process dies
             try:
-                for c, recs in zip(chunks, pool.map(fingerprint_chunk, [[paths[i] for i in c] for c in chunks])):
+                for c, recs in zip(chunks, pool.map(fingerprint_chunk, [[paths[i] for i in c] for c in chunks],
+                                                 [follow_links] * len(chunks))):
                     for i, rec in zip(c, recs):
                         accept(i, rec)
                     if len(pending) >= BATCH_FILES:

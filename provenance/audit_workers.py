@@ -15,8 +15,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .content import Content, content_from_bytes
+from .content import Content, content_from_bytes, input_limit
 from .errors import BadInputError
+from .files import read_bounded
 from .signals import Signal, SignalSkipped, Variants, available
 from .signals.base import Fingerprint
 
@@ -52,7 +53,7 @@ def signal_record(signal: Signal, content: Content) -> dict[str, Any]:
         return {"skipped": str(exc)}
 
 
-def fingerprint_file(path: str) -> dict[str, Any]:
+def fingerprint_file(path: str, follow_links: bool = False) -> dict[str, Any]:
     """Read, sniff, decode and fingerprint one file (runs in a worker process).
 
     Returns ``sha256``, ``media``, ``size``, ``mtime_ns``; for images the format, size, a JPEG thumbnail
@@ -63,10 +64,13 @@ def fingerprint_file(path: str) -> dict[str, Any]:
     try:
         st = os.stat(path)
         out.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
-        with open(path, "rb") as fh:
-            data = fh.read()
+        # Bounded read that never follows a link swapped in after the walk (the walk decided on links).
+        data = read_bounded(path, input_limit, follow_links=follow_links)
     except OSError as exc:
         out["error"] = f"cannot read: {exc.strerror or exc}"
+        return out
+    except BadInputError as exc:
+        out["error"] = str(exc).removeprefix(f"{path}: ")
         return out
     out["sha256"] = hashlib.sha256(data).hexdigest()
     try:
@@ -89,9 +93,9 @@ def fingerprint_file(path: str) -> dict[str, Any]:
     return out
 
 
-def fingerprint_chunk(paths: Sequence[str]) -> list[dict[str, Any]]:
+def fingerprint_chunk(paths: Sequence[str], follow_links: bool = False) -> list[dict[str, Any]]:
     """:func:`fingerprint_file` for several paths (one task per chunk amortises the pickling)."""
-    return [fingerprint_file(p) for p in paths]
+    return [fingerprint_file(p, follow_links) for p in paths]
 
 
 def _thumbnail(content: Content) -> bytes:

@@ -19,6 +19,7 @@ from .content import Content, Source, load_content, source_path
 from .errors import BadInputError, ProvenanceIndexError, UnknownItemError
 from .indexes.catalog import Catalog, ItemRow, NewItem
 from .indexes.vectors import VectorIndex
+from .limits import budget_notes
 from .report import MAX_NEAR_MISSES, Match, Observation, Report, Verdict, match_from, verdict_rank
 from .signals import Fingerprint, Signal, SignalIndex, SignalSkipped, Variants, load_signals
 from .signals.exact import text_key
@@ -78,7 +79,8 @@ class Index:
                  signals: Sequence[Signal] | None = None) -> None:
         self.path = Path(path)
         if create:
-            self.path.mkdir(parents=True, exist_ok=True)
+            # 0700: the catalog holds the full text of every indexed draft.
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         elif not (self.path / "catalog.sqlite").exists():
             raise ProvenanceIndexError(
                 f"{self.path}: no index here; create it with `provenance init --index {self.path}`")
@@ -151,7 +153,7 @@ class Index:
         for s in self._vector_signals():
             vi = self._vectors.get(s.name)
             if vi is None:
-                on_disk = VectorIndex.snapshot_last_row(self.path / "faiss", s.name)
+                on_disk = VectorIndex.snapshot_last_row(self.path / "faiss", s.name, self.catalog.catalog_id)
                 if on_disk is not None and on_disk >= self.catalog.max_fingerprint_id(s.name):
                     continue
                 if on_disk is None and self.catalog.max_fingerprint_id(s.name) == 0:
@@ -184,13 +186,9 @@ class Index:
         out: dict[str, Any] = {}
         if self.pending:
             out["backfilled"] = self._backfill()
-        removed = self.catalog.removed_ids()
         for s in self._vector_signals():
             vi = self._new_vectors(s)
-            vi.catch_up(self.catalog)
-            for item_id in removed:
-                vi.remove(self.catalog.fingerprint_ids_of(item_id).get(s.name, []))
-            vi.dirty = True
+            vi.rebuild_from(self.catalog)  # live fingerprints only
             vi.save()
             self._vectors[s.name] = vi
             out[s.name] = len(vi)
@@ -387,7 +385,8 @@ class Index:
         ``only``, those items are verified whether or not a search finds them (calibration).
         """
         pre = precomputed or {}
-        skipped: list[dict[str, str]] = []
+        # What each text's work budget cut (words too long, beyond the word or passage caps).
+        skipped: list[dict[str, str]] = budget_notes(content.text) if content.text is not None else []
         queries: list[tuple[SignalIndex[Any], Any]] = []
         for s in self.signals:
             if not s.accepts(content.media):

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
+import struct
 import warnings
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from html import unescape
 from pathlib import Path
 from typing import Literal
 
 from PIL import Image, ImageOps
 
 from .errors import BadInputError
+from .files import read_bounded
 
 Media = Literal["text", "image"]
 Source = str | bytes | Path
@@ -32,6 +35,8 @@ MAX_SIDE = 512
 MAX_IMAGE_PIXELS = 64_000_000
 #: Refuse text inputs larger than this (a draft, not a corpus dump).
 MAX_TEXT_BYTES = 20_000_000
+#: Refuse image files larger than this before reading them (an uncompressed 64 MP RGBA image is 256 MB).
+MAX_IMAGE_BYTES = 256_000_000
 
 _IMAGE_MAGIC = (
     (b"\xff\xd8\xff", "jpeg"),
@@ -42,6 +47,11 @@ _IMAGE_MAGIC = (
     (b"II*\x00", "tiff"),
     (b"MM\x00*", "tiff"),
 )
+
+
+def input_limit(head: bytes) -> tuple[int, str]:
+    """``(byte limit, what)`` for an input that starts with ``head``: images may be larger than texts."""
+    return (MAX_IMAGE_BYTES, "image") if sniff_image(head) else (MAX_TEXT_BYTES, "text")
 
 
 def sniff_image(data: bytes) -> str | None:
@@ -70,41 +80,61 @@ class Content:
     meta: dict = field(default_factory=dict)
 
 
-class _VisibleText(HTMLParser):
-    _SKIP = {"script", "style", "noscript", "template", "head", "svg"}
-    _BLOCK = {"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
-              "section", "article", "header", "footer", "blockquote", "pre", "title", "td", "th"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in self._SKIP:
-            self._skip += 1
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif tag in self._BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
+#: Elements whose content is not visible text.
+_SKIP = frozenset({"script", "style", "noscript", "template", "head", "svg"})
+#: Elements that start a new line of text.
+_BLOCK = frozenset({"p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
+                    "section", "article", "header", "footer", "blockquote", "pre", "title", "td", "th"})
+#: Elements whose content is raw text up to their end tag (no markup inside), as in HTML itself.
+_RAW_TEXT_END = {"script": re.compile(r"</script\s*>", re.IGNORECASE),
+                 "style": re.compile(r"</style\s*>", re.IGNORECASE)}
+# One token of markup. Every alternative either ends at the first '>' or fails at the next '<', so the
+# scan from one '<' never passes the next '<' and the whole document is read in linear time. (Python
+# 3.11's html.parser rescans to the end of the document for each '<a' that has no '>': 4 MB of them
+# takes hours.) An unclosed comment runs to the end of the document, as in browsers.
+_MARKUP = re.compile(r"""
+    <!--.*?(?:-->|\Z)
+  | <(/?)([A-Za-z][^\s/<>]*)((?:[^<>"']|"[^"<]*"|'[^'<]*')*)>
+  | <[!?][^<>]*>
+""", re.DOTALL | re.VERBOSE)
 
 
 def html_to_text(html: str) -> str:
-    """Visible text of an HTML document: scripts, styles and the head dropped, blocks on new lines."""
-    parser = _VisibleText()
-    parser.feed(html)
-    parser.close()
-    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
-    text = "\n".join(line for line in lines if line)
-    return text
+    """Visible text of an HTML document: scripts, styles and the head dropped, blocks on new lines.
+
+    Linear time in the length of ``html`` (see ``_MARKUP``); a '<' that starts no tag is text.
+    """
+    parts: list[str] = []
+    skip = 0
+    pos = 0
+    n = len(html)
+    while pos < n:
+        m = _MARKUP.search(html, pos)
+        if m is None:
+            if not skip:
+                parts.append(unescape(html[pos:]))
+            break
+        if not skip and m.start() > pos:
+            parts.append(unescape(html[pos:m.start()]))
+        pos = m.end()
+        name = m.group(2)
+        if name is None:  # comment, doctype, processing instruction
+            continue
+        tag, closing = name.lower(), m.group(1) == "/"
+        self_closing = m.group(3).rstrip().endswith("/")
+        if not closing and tag in _RAW_TEXT_END and not self_closing:
+            end = _RAW_TEXT_END[tag].search(html, pos)
+            pos = end.end() if end else n  # the content is dropped: both are in _SKIP
+            continue
+        if tag in _SKIP:
+            if closing:
+                skip = max(0, skip - 1)
+            elif not self_closing:
+                skip += 1
+        elif tag in _BLOCK:
+            parts.append("\n")
+    lines = (" ".join(line.split()) for line in "".join(parts).splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def _decode_text(data: bytes, name: str) -> str:
@@ -129,7 +159,7 @@ def _looks_like_html(name: str, text: str) -> bool:
     if name.lower().endswith((".html", ".htm", ".xhtml")):
         return True
     head = text.lstrip()[:100].lower()
-    return head.startswith("<!doctype html") or head.startswith("<html")
+    return head.startswith(("<!doctype html", "<html"))
 
 
 def _decode_image(data: bytes, fmt: str, name: str) -> tuple[Image.Image, tuple[int, int]]:
@@ -165,8 +195,18 @@ def _decode_image(data: bytes, fmt: str, name: str) -> tuple[Image.Image, tuple[
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadInputError(f"refused as a possible decompression bomb: {exc}", name) from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise BadInputError(f"corrupt or truncated {fmt.upper()} image: {exc}", name) from None
+    except Image.UnidentifiedImageError:
+        # Pillow's message names its buffer ("<_io.BytesIO object at 0x...>"), which helps nobody.
+        raise BadInputError(f"corrupt {fmt.upper()} image: its header cannot be read (damaged or not really "
+                            f"{fmt.upper()})", name) from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, ZeroDivisionError) as exc:
+        # struct.error/IndexError/ZeroDivisionError: Pillow plugins raise them on crafted headers.
+        raise BadInputError(f"corrupt or truncated {fmt.upper()} image: {_plain(exc)}", name) from None
+
+
+def _plain(exc: BaseException) -> str:
+    """An exception's message without object reprs (``<... object at 0x...>``)."""
+    return re.sub(r"<[\w.]+ object at 0x[0-9a-fA-F]+>", "the data", str(exc)) or type(exc).__name__
 
 
 def source_path(source: Source, name: str | None = None) -> Path | None:
@@ -186,22 +226,16 @@ def load_content(source: Source, name: str | None = None) -> Content:
     path = source_path(source, name)
     if path is not None:
         label = name or str(source)
-        try:
-            if path.is_dir():
-                raise BadInputError("is a directory (use --recursive to add folders)", label)
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise BadInputError("no such file", label) from None
-        except PermissionError:
-            raise BadInputError("permission denied", label) from None
-        except OSError as exc:
-            raise BadInputError(f"cannot read: {exc.strerror or exc}", label) from None
+        # Issue 11: stat, then a bounded read; the limit depends on the first bytes (image or text).
+        data = read_bounded(path, input_limit, label=label)
     elif isinstance(source, bytes):
         data, label = source, name or "<bytes>"
     elif isinstance(source, str):
         label = name or "<text>"
-        text = source
-        return _text_content(label, text.encode("utf-8"), text)
+        data = source.encode("utf-8", "surrogatepass")
+        if len(data) > MAX_TEXT_BYTES:
+            raise BadInputError(f"text is {len(data)} bytes, over the {MAX_TEXT_BYTES}-byte limit", label)
+        return _text_content(label, data, source)
     else:
         raise TypeError(f"cannot load content from {type(source).__name__}; pass a path, bytes or str")
     return content_from_bytes(data, label)

@@ -11,14 +11,30 @@ Folding, applied per character so offsets survive:
 - homoglyphs: Cyrillic and Greek letters that render like Latin ones folded to the Latin letter
   (a subset of Unicode's confusables.txt covering the look-alikes used to dodge text matching);
 - combining marks dropped after NFKD-style decomposition of accented letters (``café`` ~ ``cafe``).
+
+Work budget (issue 11): tokenising is linear in the text and bounded. A run of word characters longer
+than :data:`MAX_WORD_CHARS` is cut into pieces of that length (no language has such words; a base64 blob
+or a run of one letter is not one word), and at most :data:`MAX_WORDS` words are returned: callers that
+need to say what was cut compare ``Tokens.truncated``. The folded text is built with ``str.translate`` and
+offsets with numpy, so a 20 MB text costs seconds, not minutes and gigabytes.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+
+import numpy as np
+
+#: Longest word kept whole; longer runs of word characters are cut into pieces of this length.
+#: 100 is also where the embedding model's WordPiece tokenizer gives up on a word (``[UNK]``).
+MAX_WORD_CHARS = 100
+#: Most words tokenised per text (about 12 MB of English): the shingle signal and alignment see these.
+MAX_WORDS = 2_000_000
 
 # Single-character confusables (from Unicode confusables.txt, the "MA" table restricted to Cyrillic
 # and Greek letters whose glyph is indistinguishable from a Latin letter in common fonts).
@@ -41,7 +57,7 @@ _HOMOGLYPHS_UPPER = {
     "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
 }
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(rf"\w{{1,{MAX_WORD_CHARS}}}", re.UNICODE)
 
 
 @lru_cache(maxsize=65536)
@@ -65,58 +81,144 @@ class Tokens:
     """Folded words of a text with their spans in the original text."""
 
     words: list[str]
-    starts: list[int]
-    ends: list[int]
+    starts: Sequence[int]
+    ends: Sequence[int]
+    #: True when the text had more than the ``max_words`` asked for (the rest was not tokenised).
+    truncated: bool = False
 
     def __len__(self) -> int:
         return len(self.words)
 
 
-def tokenize(text: str) -> Tokens:
-    """Split ``text`` into folded words, each mapped back to its original ``[start, end)`` span."""
-    folded_chars: list[str] = []
-    origin: list[int] = []
-    for i, ch in enumerate(text):
-        if ch.isascii():
-            # Fast path: ASCII needs only lower-casing.
-            folded_chars.append(ch.lower())
-            origin.append(i)
-            continue
-        f = fold_char(ch)
-        for c in f:
-            folded_chars.append(c)
-            origin.append(i)
-    folded = "".join(folded_chars)
-    words: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for m in _WORD.finditer(folded):
-        words.append(m.group())
-        starts.append(origin[m.start()])
-        ends.append(origin[m.end() - 1] + 1)
-    return Tokens(words, starts, ends)
+def _fold(text: str) -> tuple[str, np.ndarray | None]:
+    """The folded text and, when lengths changed, ``origin[i]`` = index in ``text`` of folded char ``i``.
+
+    ``None`` means the identity (every character folded to exactly one): no offset array is needed.
+    """
+    if text.isascii():
+        return text.lower(), None
+    table: dict[int, str] = {}
+    irregular: list[str] = []
+    for ch in set(text):
+        f = ch.lower() if ch.isascii() else fold_char(ch)
+        table[ord(ch)] = f
+        if len(f) != 1:
+            irregular.append(ch)
+    folded = text.translate(table)
+    if not irregular:
+        return folded, None
+    # Only a few distinct characters vanish (format characters) or expand (ligatures, NFKC): find them
+    # with one regex pass, then repeat each original index by its folded length.
+    lengths = np.ones(len(text), dtype=np.int32)
+    pattern = re.compile("[" + "".join(re.escape(c) for c in irregular) + "]")
+    pos = [m.start() for m in pattern.finditer(text)]
+    if pos:
+        idx = np.asarray(pos, dtype=np.int64)
+        lengths[idx] = np.fromiter((len(table[ord(text[i])]) for i in pos), dtype=np.int32, count=len(pos))
+    return folded, np.repeat(np.arange(len(text), dtype=np.int64), lengths)
+
+
+_WORD_CHAR = re.compile(r"\w", re.UNICODE)
+
+
+def _word_runs(folded: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)`` of the words :data:`_WORD` finds in ``folded``, computed with numpy.
+
+    A per-match Python loop costs about a microsecond a word (seconds for a long text); here the word
+    characters are classified once per distinct character and the runs found with ``np.diff``.
+    """
+    if folded.isascii():
+        codes = np.frombuffer(folded.encode("ascii"), dtype=np.uint8)
+        table = np.zeros(256, dtype=bool)
+        for c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_":
+            table[c] = True
+        is_word = table[codes]
+    else:
+        codes32 = np.frombuffer(folded.encode("utf-32-le"), dtype=np.uint32)
+        # A lookup table over code points (at most 1.1 MB) filled for the few distinct characters.
+        lookup = np.zeros(int(codes32.max()) + 1, dtype=bool)
+        for ch in set(folded):
+            if _WORD_CHAR.match(ch):
+                lookup[ord(ch)] = True
+        is_word = lookup[codes32]
+    edges = np.diff(np.concatenate(([False], is_word, [False])).astype(np.int8))
+    run_starts = np.flatnonzero(edges == 1)
+    run_ends = np.flatnonzero(edges == -1)
+    # Runs longer than MAX_WORD_CHARS are cut into pieces, exactly as the bounded regex does.
+    pieces = (run_ends - run_starts + MAX_WORD_CHARS - 1) // MAX_WORD_CHARS
+    if len(pieces) and int(pieces.max()) > 1:
+        first = np.repeat(run_starts, pieces)
+        k = np.arange(len(first)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        starts = first + k * MAX_WORD_CHARS
+        ends = np.minimum(starts + MAX_WORD_CHARS, np.repeat(run_ends, pieces))
+        return starts, ends
+    return run_starts, run_ends
+
+
+def tokenize(text: str, max_words: int = MAX_WORDS) -> Tokens:
+    """Split ``text`` into folded words, each mapped back to its original ``[start, end)`` span.
+
+    At most ``max_words`` words (``Tokens.truncated`` says whether there were more).
+    """
+    # Read a prefix that probably holds max_words words (8 characters a word), doubling it if not: a
+    # 20 MB text is not folded and classified in full when only its first MAX_WORDS words are used.
+    # A word cut at the prefix's end is always past max_words (more than max_words words were found).
+    limit = max(1 << 16, max_words * 8)
+    while True:
+        prefix = text if limit >= len(text) else text[:limit]
+        folded, origin = _fold(prefix)
+        starts, ends = _word_runs(folded)
+        if len(prefix) == len(text) or len(starts) > max_words:
+            break
+        limit *= 2
+    truncated = len(starts) > max_words
+    if truncated:
+        starts, ends = starts[:max_words], ends[:max_words]
+    words = _WORD.findall(folded, 0, int(ends[-1])) if len(ends) else []
+    if len(words) != len(starts):  # cannot happen: both use the definition of \w; be safe, not fast
+        spans = [m.span() for m in _WORD.finditer(folded)][:max_words]
+        words = [folded[a:b] for a, b in spans]
+        starts = np.asarray([a for a, _ in spans], dtype=np.int64)
+        ends = np.asarray([b for _, b in spans], dtype=np.int64)
+    if origin is not None and len(starts):
+        starts, ends = origin[starts], origin[ends - 1] + 1
+    return Tokens(words, _int_array(starts), _int_array(ends), truncated)
+
+
+def _int_array(values: np.ndarray) -> array:
+    # array('q') indexes like a list of ints at an eighth of the memory of one.
+    out = array("q")
+    out.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+    return out
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+|\n\s*\n")
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Return ``[start, end)`` spans of sentences (and paragraph breaks), whitespace trimmed."""
-    spans: list[tuple[int, int]] = []
+def iter_sentence_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Yield ``[start, end)`` spans of sentences (and paragraph breaks), whitespace trimmed, lazily."""
     pos = 0
     for m in _SENTENCE_END.finditer(text):
-        spans.append((pos, m.start()))
+        span = _trim(text, pos, m.start())
+        if span:
+            yield span
         pos = m.end()
-    spans.append((pos, len(text)))
-    out = []
-    for s, e in spans:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
+    span = _trim(text, pos, len(text))
+    if span:
+        yield span
+
+
+def _trim(text: str, s: int, e: int) -> tuple[int, int] | None:
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    return (s, e) if e > s else None
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Return ``[start, end)`` spans of sentences (and paragraph breaks), whitespace trimmed."""
+    return list(iter_sentence_spans(text))
 
 
 def snippet(text: str, start: int, end: int, limit: int = 160) -> str:

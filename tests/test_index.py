@@ -121,7 +121,7 @@ def test_snapshot_catches_up_after_unflushed_adds(tmp_path, photos):
     reopened.close()
 
 
-def test_snapshot_of_other_version_is_refused_with_fix(tmp_path, photos):
+def test_snapshot_of_other_version_is_rebuilt(tmp_path, photos, capsys):
     idx = Index.open(tmp_path / "i", create=True)
     idx.add([photos["photo0"]])
     idx.close()
@@ -135,12 +135,17 @@ def test_snapshot_of_other_version_is_refused_with_fix(tmp_path, photos):
     header = json.loads(raw[len(MAGIC) + 8:len(MAGIC) + 8 + n])
     header["version"] = 99
     h = json.dumps(header).encode()
-    snap.write_bytes(MAGIC + struct.pack(">Q", len(h)) + h + raw[len(MAGIC) + 8 + n:])
+    import hashlib
+    body = MAGIC + struct.pack(">Q", len(h)) + h + raw[len(MAGIC) + 8 + n:-32]
+    snap.write_bytes(body + hashlib.sha256(body).digest())  # a valid file, of another signal version
     reopened = Index.open(tmp_path / "i")
-    with pytest.raises(ProvenanceIndexError, match="provenance rebuild"):
-        reopened.check(photos["photo0"])
+    # Issue 11: a snapshot is derived data, so one of another version is rebuilt on open (one line).
+    assert reopened.check(photos["photo0"]).verdict == "exact"
+    err = capsys.readouterr().err
+    assert "'version': 99" in err and "rebuilt it from the catalog" in err
     reopened.rebuild()
     assert reopened.check(photos["photo0"]).verdict == "exact"
+    assert capsys.readouterr().err == ""
     reopened.close()
 
 
