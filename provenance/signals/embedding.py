@@ -21,8 +21,8 @@ from ..encoders import TextEncoder, configured_dim, default_model_path, default_
 from ..errors import MissingComponentError
 from ..report import Evidence, Observation, Span
 from ..textnorm import snippet, tokenize
-from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Store, Variants
-from .text import passage_spans
+from .base import Fingerprint, SignalIndex, Store, Variants
+from .text import PassageSignal
 
 if TYPE_CHECKING:
     from ..indexes.catalog import ItemRow
@@ -57,7 +57,7 @@ def content_overlap(a: str, b: str) -> float:
     return len(wa & wb) / max(1, min(len(wa), len(wb)))
 
 
-class EmbedSignal(Signal):
+class EmbedSignal(PassageSignal):
     """Sentence-transformers embeddings of overlapping passages; cosine via inner product.
 
     A passage pair supports a paraphrase verdict when its cosine reaches ``threshold`` *and* the two
@@ -69,9 +69,6 @@ class EmbedSignal(Signal):
 
     name = "text-embed"
     version = 1
-    media = frozenset({"text"})
-    index_kind = "float"
-    compute = "batch"
     verdict_on_match = "paraphrase"
     #: Calibration sees only what the search keeps: down to the near-miss floor.
     calibration_grid = tuple(round(0.70 + 0.01 * i, 2) for i in range(30))
@@ -129,32 +126,6 @@ class EmbedSignal(Signal):
             raise MissingComponentError(f"{self.model_path}: the model's configs say {self.dim} dimensions but "
                                         f"it produces {vecs.shape[1]}; the model directory is inconsistent")
         return np.ascontiguousarray(vecs, dtype=np.float32)
-
-    def fingerprint(self, content: Content) -> list[Fingerprint]:
-        result = self.fingerprint_many([content])[0]
-        if isinstance(result, SignalSkipped):
-            raise result
-        return result
-
-    def fingerprint_many(self, contents: Sequence[Content]) -> list[list[Fingerprint] | SignalSkipped]:
-        # One encode call for every passage of every document: batching is where the throughput is.
-        spans_per: list[list[tuple[int, int]]] = []
-        texts: list[str] = []
-        for c in contents:
-            assert c.text is not None
-            spans = passage_spans(c.text)
-            spans_per.append(spans)
-            texts.extend(c.text[s:e] for s, e in spans)
-        vecs = self.encode(texts)
-        out: list[list[Fingerprint] | SignalSkipped] = []
-        k = 0
-        for spans in spans_per:
-            if not spans:
-                out.append(SignalSkipped("no words to embed"))
-                continue
-            out.append([Fingerprint(vecs[k + i], s, e) for i, (s, e) in enumerate(spans)])
-            k += len(spans)
-        return out
 
     def index(self, store: Store) -> EmbedIndex:
         return EmbedIndex(self, store)

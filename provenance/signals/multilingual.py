@@ -36,8 +36,8 @@ from ..encoders import TextEncoder, UseMultilingualEncoder
 from ..passages import AlignedRun, RunGate, aligned_runs, guess_language
 from ..report import Evidence, Observation, Span
 from ..textnorm import snippet
-from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Store, Variants
-from .text import passage_spans
+from .base import Fingerprint, SignalIndex, Store, Variants
+from .text import PassageSignal
 
 if TYPE_CHECKING:
     from ..indexes.catalog import ItemRow
@@ -89,14 +89,11 @@ class XlingualEvidence(Evidence):
                 f"{self.source_span[0]}–{self.source_span[1]} “{self.source_snippet}”")
 
 
-class XlingualSignal(Signal):
+class XlingualSignal(PassageSignal):
     """USE multilingual v3 passage embeddings, verified by aligned runs (see the module docstring)."""
 
     name = "text-xlingual"
     version = 1
-    media = frozenset({"text"})
-    index_kind = "float"
-    compute = "batch"
     verdict_on_match = "paraphrase"
     #: Runs of >= 2 passages in order on both sides, every pair >= 0.5, mean >= 0.675, across two languages:
     #: chosen on German manual pages (recall 0.79 at 1/132 false matches with the English negatives), then
@@ -133,32 +130,6 @@ class XlingualSignal(Signal):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 embeddings of ``texts``."""
         return self.encoder.encode(texts)
-
-    def fingerprint(self, content: Content) -> list[Fingerprint]:
-        result = self.fingerprint_many([content])[0]
-        if isinstance(result, SignalSkipped):
-            raise result
-        return result
-
-    def fingerprint_many(self, contents: Sequence[Content]) -> list[list[Fingerprint] | SignalSkipped]:
-        # One encode call for every passage of every document, as text-embed does.
-        spans_per: list[list[tuple[int, int]]] = []
-        texts: list[str] = []
-        for c in contents:
-            assert c.text is not None
-            spans = passage_spans(c.text)
-            spans_per.append(spans)
-            texts.extend(c.text[s:e] for s, e in spans)
-        vecs = self.encode(texts)
-        out: list[list[Fingerprint] | SignalSkipped] = []
-        k = 0
-        for spans in spans_per:
-            if not spans:
-                out.append(SignalSkipped("no words to embed"))
-                continue
-            out.append([Fingerprint(vecs[k + i], s, e) for i, (s, e) in enumerate(spans)])
-            k += len(spans)
-        return out
 
     def index(self, store: Store) -> XlingualIndex:
         return XlingualIndex(self, store)

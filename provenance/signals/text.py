@@ -266,3 +266,42 @@ def passage_cut(text: str, spans: Sequence[tuple[int, int]]) -> int | None:
     return end if text[end:].strip() else None
 
 
+
+
+class PassageSignal(Signal):
+    """Common ground of the passage-embedding signals: overlapping passages (:func:`passage_spans`), each
+    embedded by the subclass's ``encode``, every passage of a batch in one call (where the throughput is)."""
+
+    media = frozenset({"text"})
+    index_kind = "float"
+    compute = "batch"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 embeddings of ``texts`` (one row each)."""
+        raise NotImplementedError
+
+    def fingerprint(self, content: Content) -> list[Fingerprint]:
+        """One vector per passage, with the passage's character span."""
+        result = self.fingerprint_many([content])[0]
+        if isinstance(result, SignalSkipped):
+            raise result
+        return result
+
+    def fingerprint_many(self, contents: Sequence[Content]) -> list[list[Fingerprint] | SignalSkipped]:
+        spans_per: list[list[tuple[int, int]]] = []
+        texts: list[str] = []
+        for c in contents:
+            assert c.text is not None
+            spans = passage_spans(c.text)
+            spans_per.append(spans)
+            texts.extend(c.text[s:e] for s, e in spans)
+        vecs = self.encode(texts)
+        out: list[list[Fingerprint] | SignalSkipped] = []
+        k = 0
+        for spans in spans_per:
+            if not spans:
+                out.append(SignalSkipped("no words to embed"))
+                continue
+            out.append([Fingerprint(vecs[k + i], s, e) for i, (s, e) in enumerate(spans)])
+            k += len(spans)
+        return out
