@@ -39,10 +39,15 @@ VERSION = 1
 #: Images are extracted at this long side (small ones upscaled, large ones reduced): keeps keypoint
 #: scales comparable across sizes and the time per image bounded.
 WORK_SIDE = 512
+#: Long side of the greyscale thumbnail stored with an indexed image, and of a query's.
+THUMB_SIDE = 64
+QUERY_THUMB_SIDE = 256
 #: At most this many keypoints per image (what the index stores and verification uses).
 MAX_KEYPOINTS = 500
 #: Grid for spreading keypoints over the image (so one textured corner cannot take the whole budget).
 GRID = 4
+#: Descriptors per image that go into the candidate index (bytes in memory per indexed image: 32 each).
+INDEX_PER_IMAGE = 256
 #: ORB descriptors within this Hamming distance (of 256 bits) count as a vote in the candidate search.
 VOTE_DISTANCE = 64
 _MAGIC = b"PLF1"
@@ -65,6 +70,9 @@ class Features:
     mirrored: bool = False
     #: Extraction scale: working pixels per original pixel.
     scale: float = 1.0
+    #: A small greyscale copy of the whole (unmirrored) image, uint8 (h, w): lets verification compare the
+    #: overlapping region pixel by pixel, which keypoints cannot do where the pictures are flat.
+    thumb: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.points)
@@ -77,7 +85,9 @@ class Features:
         pts = np.clip(np.round(self.points * 8), 0, 65535).astype("<u2")
         head = struct.pack("<4sBBHHHf", _MAGIC, VERSION, int(self.mirrored), n, self.width, self.height,
                            self.scale)
-        return head + pts.tobytes() + np.ascontiguousarray(self.descriptors, dtype=np.uint8).tobytes()
+        th = np.zeros((0, 0), np.uint8) if self.thumb is None else np.ascontiguousarray(self.thumb, np.uint8)
+        return (head + pts.tobytes() + np.ascontiguousarray(self.descriptors, dtype=np.uint8).tobytes()
+                + struct.pack("<HH", *th.shape) + th.tobytes())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Features:
@@ -88,11 +98,16 @@ class Features:
         magic, version, mirrored, n, w, h, scale = struct.unpack_from("<4sBBHHHf", data)
         if magic != _MAGIC or version != VERSION:
             raise ValueError(f"local features: not version {VERSION} feature bytes (magic {magic!r} v{version})")
-        if len(data) != size + n * 4 + n * 32:
+        off = size + n * 36
+        if len(data) < off + 4:
             raise ValueError("local features: length does not match the keypoint count")
+        th, tw = struct.unpack_from("<HH", data, off)
+        if len(data) != off + 4 + th * tw:
+            raise ValueError("local features: length does not match the keypoint count and thumbnail")
         pts = np.frombuffer(data, dtype="<u2", count=2 * n, offset=size).astype(np.float32).reshape(n, 2) / 8
         desc = np.frombuffer(data, dtype=np.uint8, count=32 * n, offset=size + 4 * n).reshape(n, 32).copy()
-        return cls(pts, desc, w, h, bool(mirrored), float(scale))
+        thumb = np.frombuffer(data, np.uint8, th * tw, off + 4).reshape(th, tw).copy() if th * tw else None
+        return cls(pts, desc, w, h, bool(mirrored), float(scale), thumb)
 
 
 def _gray_work(img: Image.Image, mirrored: bool) -> tuple[np.ndarray, float]:
@@ -141,11 +156,20 @@ def _select(kps: list, n_max: int, width: int, height: int) -> list[int]:
     return taken[:n_max]
 
 
-def extract(img: Image.Image, mirrored: bool = False, max_keypoints: int = MAX_KEYPOINTS) -> Features:
+def _thumb(img: Image.Image, side: int) -> np.ndarray:
+    g = img.convert("L")
+    f = side / max(g.size)
+    return np.asarray(g.resize((max(1, round(g.width * f)), max(1, round(g.height * f))), Image.Resampling.BOX),
+                      dtype=np.uint8)
+
+
+def extract(img: Image.Image, mirrored: bool = False, max_keypoints: int = MAX_KEYPOINTS,
+            thumb_side: int = THUMB_SIDE) -> Features:
     """ORB features of ``img`` (or of its left-right mirror image when ``mirrored``).
 
     At most ``max_keypoints`` keypoints, spread over a 4x4 grid; coordinates in ``img``'s own pixels.
     A flat image yields few or no keypoints (``len(features) == 0`` is possible, not an error).
+    ``thumb_side``: long side of the stored greyscale thumbnail (0: none).
     """
     import cv2
     if max_keypoints < 1:
@@ -161,19 +185,27 @@ def extract(img: Image.Image, mirrored: bool = False, max_keypoints: int = MAX_K
     kps, desc = orb.detectAndCompute(padded, None)
     if desc is None or not kps:
         return Features(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), img.width, img.height,
-                        mirrored, s)
+                        mirrored, s, _thumb(img, thumb_side) if thumb_side else None)
     keep = _select(kps, max_keypoints, w + 2 * pad, h + 2 * pad)
     xy = np.array([kps[i].pt for i in keep], dtype=np.float32) - pad
     xy = np.clip(xy, 0, [w - 1, h - 1])
     if mirrored:
         xy[:, 0] = (w - 1) - xy[:, 0]  # back to the unmirrored image's coordinates
     pts = xy / s
-    return Features(pts.astype(np.float32), desc[keep].astype(np.uint8), img.width, img.height, mirrored, s)
+    return Features(pts.astype(np.float32), desc[keep].astype(np.uint8), img.width, img.height, mirrored, s,
+                    _thumb(img, thumb_side) if thumb_side else None)
 
 
 def extract_query(img: Image.Image, max_keypoints: int = MAX_KEYPOINTS) -> tuple[Features, Features]:
-    """The two extractions a query is searched with: as it is, and mirrored (ORB is not mirror-invariant)."""
-    return extract(img, False, max_keypoints), extract(img, True, max_keypoints)
+    """The two extractions a query is searched with: as it is, and mirrored (ORB is not mirror-invariant).
+
+    The query's thumbnail is larger than an indexed one: the indexed picture may fill only a part of the
+    query (a screenshot, a collage), and that part must still cover the reference's thumbnail grid.
+    """
+    plain = extract(img, False, max_keypoints, QUERY_THUMB_SIDE)
+    mirrored = extract(img, True, max_keypoints, 0)
+    mirrored.thumb = plain.thumb  # thumbnails are of the unmirrored image either way
+    return plain, mirrored
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -189,11 +221,16 @@ class DescriptorIndex:
     business (filter ``candidates`` by the catalog's removed flag; rebuild from the catalog to compact).
     """
 
-    def __init__(self, ivf_from: int = 2_000_000, nprobe: int = 16) -> None:
+    def __init__(self, ivf_from: int = 1_000_000, nprobe: int = 16, per_image: int = INDEX_PER_IMAGE) -> None:
         import faiss
+        if per_image < 1:
+            raise ValueError(f"per_image must be >= 1, got {per_image}")
         self._faiss = faiss
         self.ivf_from = ivf_from
         self.nprobe = nprobe
+        #: Descriptors of an image that go into the index (the first ones: the grid-spread strongest).
+        #: Verification still uses all the stored ones; the index only has to *find* the image.
+        self.per_image = per_image
         self.index: Any = faiss.IndexBinaryFlat(256)
         self._ids: list[np.ndarray] = []
         self._image_ids: np.ndarray | None = None
@@ -218,7 +255,7 @@ class DescriptorIndex:
         """Add the descriptors of one image (``image_id`` is the caller's id, e.g. a catalog row)."""
         if len(features) == 0:
             return
-        desc = np.ascontiguousarray(features.descriptors, dtype=np.uint8)
+        desc = np.ascontiguousarray(features.descriptors[:self.per_image], dtype=np.uint8)
         self.index.add(desc)
         self._ids.append(np.full(len(desc), image_id, dtype=np.int64))
         if self.kind == "flat":
@@ -230,11 +267,14 @@ class DescriptorIndex:
         """Rebuild as binary IVF: nlist ~ 4 sqrt(n), trained on a sample of the stored descriptors."""
         faiss = self._faiss
         allc = np.concatenate(self._pending)
-        nlist = int(min(65536, max(256, 4 * np.sqrt(len(allc)))))
+        # Training is k-means in float space (FAISS binary IVF): bounded lists and iterations keep it to
+        # seconds; the lists only have to be roughly balanced, not optimal.
+        nlist = int(min(16384, max(256, 2 * np.sqrt(len(allc)))))
         quantizer = faiss.IndexBinaryFlat(256)
         ivf = faiss.IndexBinaryIVF(quantizer, 256, nlist)
+        ivf.cp.niter = 6
         rng = np.random.default_rng(0)
-        sample = allc[rng.choice(len(allc), size=min(len(allc), 40 * nlist), replace=False)]
+        sample = allc[rng.choice(len(allc), size=min(len(allc), 16 * nlist), replace=False)]
         ivf.train(sample)
         ivf.add(allc)
         ivf.nprobe = self.nprobe
@@ -243,20 +283,21 @@ class DescriptorIndex:
         self.index = ivf
         self._pending = []
 
-    def candidates(self, query: Features | tuple[Features, ...], k_images: int = 8,
-                   k_neighbours: int = 4, max_distance: int = VOTE_DISTANCE) -> list[tuple[int, int]]:
+    def candidates(self, query: Features | tuple[Features, ...], k_images: int = 8, k_neighbours: int = 4,
+                   max_distance: int = VOTE_DISTANCE, per_query: int | None = None) -> list[tuple[int, int]]:
         """The ``k_images`` images with most votes, as ``(image_id, votes)``, most votes first.
 
         Each query descriptor votes once for every image among its ``k_neighbours`` nearest indexed
         descriptors within ``max_distance`` bits. Several feature sets (the plain and mirrored query)
-        vote separately and an image keeps the larger count.
+        vote separately and an image keeps the larger count. ``per_query`` limits the descriptors of each
+        feature set that are searched (the first ones: grid-spread strongest), trading recall for time.
         """
         queries = query if isinstance(query, tuple) else (query,)
         best: dict[int, int] = {}
         for q in queries:
             if len(q) == 0 or self.ntotal == 0:
                 continue
-            dist, rows = self.index.search(np.ascontiguousarray(q.descriptors), k_neighbours)
+            dist, rows = self.index.search(np.ascontiguousarray(q.descriptors[:per_query]), k_neighbours)
             ok = (rows >= 0) & (dist <= max_distance)
             img = np.where(ok, self.image_ids[np.where(rows >= 0, rows, 0)], -1)
             # One vote per (query descriptor, image): duplicates among a descriptor's neighbours count once.
@@ -274,6 +315,7 @@ class DescriptorIndex:
         ids = self.image_ids.astype("<i8").tobytes()
         pending = np.concatenate(self._pending).tobytes() if self._pending else b""
         meta = json.dumps({"version": VERSION, "ivf_from": self.ivf_from, "nprobe": self.nprobe,
+                           "per_image": self.per_image,
                            "n_ids": self.ntotal, "n_pending": len(pending) // 32, "n_index": len(blob)}).encode()
         return _MAGIC + struct.pack("<I", len(meta)) + meta + ids + pending + blob
 
@@ -285,7 +327,7 @@ class DescriptorIndex:
         meta = json.loads(data[8:8 + n_meta])
         if meta.get("version") != VERSION:
             raise ValueError(f"descriptor index: version {meta.get('version')}, expected {VERSION}; rebuild it")
-        out = cls(ivf_from=meta["ivf_from"], nprobe=meta["nprobe"])
+        out = cls(ivf_from=meta["ivf_from"], nprobe=meta["nprobe"], per_image=meta["per_image"])
         off = 8 + n_meta
         ids = np.frombuffer(data, dtype="<i8", count=meta["n_ids"], offset=off).astype(np.int64)
         off += 8 * meta["n_ids"]
@@ -319,7 +361,11 @@ AGREE_DISTANCE = 80
 #: The default decision on ``Verification.score``. Chosen by ``bench/localfeat_eval.py``'s calibration
 #: (<= 0.5 % false matches on non-indexed photos and graphics); see bench/RESULTS.md.
 SCORE_THRESHOLD = 0.30
-#: Below this share of the *reference* picture inside the matched region, the match is ``partial``.
+#: Pixel comparison: tolerances (|z-score difference| per thumbnail pixel) recorded for calibration, and
+#: the one the score uses.
+PHOTO_TOLERANCES = (0.7, 1.0, 1.5)
+PHOTO_TOLERANCE = 1.0
+#: Below this share of the reference's area inside the overlap, the match is ``partial``.
 PARTIAL_COVERAGE = 0.5
 
 
@@ -328,7 +374,10 @@ class Verification:
     """A geometrically verified correspondence between a query and an indexed (reference) image.
 
     ``homography`` maps reference pixels to query pixels (3x3, row-major). Polygons are lists of (x, y)
-    in each image's own pixel coordinates and describe the same region.
+    in each image's own pixel coordinates: ``query_polygon`` / ``reference_polygon`` are the region where
+    the two frames overlap under the transform (the same region in both); the ``matched_*`` ones the hull
+    of the keypoints that support the match. ``level`` is ``partial`` when less than ``PARTIAL_COVERAGE``
+    of the reference lies in the overlap (only a part of the indexed picture appears in the query).
     """
 
     inliers: int
@@ -336,7 +385,7 @@ class Verification:
     homography: list[list[float]]
     query_polygon: list[tuple[float, float]]
     reference_polygon: list[tuple[float, float]]
-    #: Share of each image's area covered by the matched region.
+    #: Share of each image's area inside the other image's frame under the transform (the overlap).
     query_coverage: float
     reference_coverage: float
     scale: float
@@ -347,6 +396,12 @@ class Verification:
     #: Share of the region's 3x3 cells (with enough keypoints) that agree (>= half the cell's average).
     cells_agreeing: float
     score: float
+    #: Share of the reference's keypoint hull covered by the hull of the matched keypoints. Small when only
+    #: a part appears, but also for low-texture photos whose keypoints bunch on a logo (so not the level).
+    content_coverage: float = 1.0
+    #: The hull of the matched keypoints (inliers + agreeing) in both images: where the evidence lies.
+    matched_query_polygon: list[tuple[float, float]] = field(default_factory=list)
+    matched_reference_polygon: list[tuple[float, float]] = field(default_factory=list)
     level: str = "near-duplicate"
     details: dict[str, float] = field(default_factory=dict)
 
@@ -354,6 +409,8 @@ class Verification:
         d = asdict(self)
         d["query_polygon"] = [[round(x, 1), round(y, 1)] for x, y in self.query_polygon]
         d["reference_polygon"] = [[round(x, 1), round(y, 1)] for x, y in self.reference_polygon]
+        for k in ("matched_query_polygon", "matched_reference_polygon"):
+            d[k] = [[round(x, 1), round(y, 1)] for x, y in getattr(self, k)]
         d["homography"] = [[round(v, 6) for v in row] for row in self.homography]
         return d
 
@@ -458,7 +515,16 @@ def verify(query: Features, reference: Features, min_inliers: int = MIN_INLIERS)
     q_cov = float(area / (qw * qh))
     r_cov = float(min(1.0, _polygon_area(r_poly_w) / (rw * rh)))
 
-    agreement, cells = _agreement(query, reference, h_work, r_poly_w)
+    agreement, cells, agreeing = _agreement(query, reference, h_work, r_poly_w)
+    # What was matched: the hull of the inliers and of the reference keypoints that agree, in reference
+    # pixels, and its image in the query. Tighter than the frame overlap (a crop pasted into a collage
+    # covers one cell of the collage, not everything the reference frame would).
+    r_all = _work(reference.points, reference).astype(np.float64)
+    matched = np.vstack([r_pts[inl], r_all[agreeing]]) if agreeing.any() else r_pts[inl]
+    m_hull = cv2.convexHull(matched.astype(np.float32).reshape(-1, 1, 2)).reshape(-1, 2).astype(np.float64)
+    all_hull = cv2.convexHull(r_all.astype(np.float32).reshape(-1, 1, 2)).reshape(-1, 2).astype(np.float64)
+    content_cov = float(min(1.0, _polygon_area(m_hull) / max(_polygon_area(all_hull), 1e-9)))
+    q_hull = _project(h_work, m_hull)
     # Inlier spread: the inliers' hull against the region (reference side); a part shared by two
     # pictures puts all inliers in one corner of a large region.
     hull = cv2.convexHull(r_pts[inl].astype(np.float32).reshape(-1, 1, 2)).reshape(-1, 2)
@@ -476,30 +542,39 @@ def verify(query: Features, reference: Features, min_inliers: int = MIN_INLIERS)
     s_r = np.diag([reference.scale, reference.scale, 1.0])
     h_orig = np.linalg.inv(s_q) @ h_work @ s_r
     h_orig = h_orig / h_orig[2, 2]
+    photo = _photometric(query, reference, h_orig)
+    if photo is not None:
+        # Pixels decide where they can: the share of the overlap's cells whose (normalised) pixels agree.
+        score = float(photo[PHOTO_TOLERANCE] * (0.75 + 0.25 * support))
     return Verification(
         inliers=n_in, matches=len(good), homography=h_orig.tolist(),
         query_polygon=[(float(x), float(y)) for x, y in q_poly_w / query.scale],
         reference_polygon=[(float(x), float(y)) for x, y in r_poly_w / reference.scale],
+        matched_query_polygon=[(float(x), float(y)) for x, y in q_hull / query.scale],
+        matched_reference_polygon=[(float(x), float(y)) for x, y in m_hull / reference.scale],
         query_coverage=q_cov, reference_coverage=r_cov, scale=scale, rotation_degrees=rot,
         mirrored=query.mirrored, agreement=agreement, cells_agreeing=cells, score=score,
+        content_coverage=content_cov,
         level="near-duplicate" if r_cov >= PARTIAL_COVERAGE else "partial",
-        details={"spread": spread, "det": det * (-1 if query.mirrored else 1), "anisotropy": float(sv[0] / max(sv[1], 1e-9))},
+        details={**({} if photo is None else {f"photo@{k}": v for k, v in photo.items()}),
+                 "keypoint_score": float(agreement * cells * (0.5 + 0.5 * support)), "spread": spread, "det": det * (-1 if query.mirrored else 1), "anisotropy": float(sv[0] / max(sv[1], 1e-9))},
     )
 
 
 def _agreement(query: Features, reference: Features, h_work: np.ndarray,
-               r_poly_w: np.ndarray) -> tuple[float, float]:
+               r_poly_w: np.ndarray) -> tuple[float, float, np.ndarray]:
     """How much of the matched region agrees beyond the inliers (see the module docstring).
 
     Every reference keypoint inside the region is projected into the query; it agrees when some query
     keypoint within ``AGREE_RADIUS`` working pixels has a descriptor within ``AGREE_DISTANCE`` bits.
     Returns (share of agreeing keypoints, share of 3x3 region cells whose agreement is at least half the
-    overall one). Cells with fewer than 3 keypoints are not counted either way (flat areas say nothing).
+    overall one, mask of the agreeing reference keypoints). Cells with fewer than 3 keypoints are not counted either way (flat areas say nothing).
     """
     r_w = _work(reference.points, reference).astype(np.float64)
     inside = _inside_convex(r_w, r_poly_w)
+    agreeing_mask = np.zeros(len(r_w), dtype=bool)
     if inside.sum() < 3:
-        return 0.0, 0.0
+        return 0.0, 0.0, agreeing_mask
     idx = np.flatnonzero(inside)
     proj = _project(h_work, r_w[idx])
     q_w = _work(query.points, query).astype(np.float64)
@@ -524,12 +599,58 @@ def _agreement(query: Features, reference: Features, h_work: np.ndarray,
             continue
         counted += 1
         agreeing += int(ok[m].mean() >= 0.5 * share)
-    return share, (agreeing / counted if counted else 0.0)
+    agreeing_mask[idx[ok]] = True
+    return share, (agreeing / counted if counted else 0.0), agreeing_mask
+
+
+def _photometric(query: Features, reference: Features, h_orig: np.ndarray) -> dict[str | float, float] | None:
+    """Pixel agreement of the overlap: the query's thumbnail warped onto the reference's, both normalised
+    (zero mean, unit variance over the overlap, so brightness/contrast/greyscale edits do not count) and
+    lightly blurred (resampling, JPEG). Returns, for each tolerance in ``PHOTO_TOLERANCES`` (z units), the
+    share of the overlap's pixels within it (and ``"valid"``: the share of the reference thumbnail inside
+    the overlap), or ``None`` when either side has no thumbnail or the overlap is too small to judge.
+    """
+    import cv2
+    rt, qt = reference.thumb, query.thumb
+    if rt is None or qt is None or rt.size == 0 or qt.size == 0:
+        return None
+    rh, rw = rt.shape
+    qh, qw = qt.shape
+    d_r = np.diag([rw / reference.width, rh / reference.height, 1.0])
+    d_q = np.diag([qw / query.width, qh / query.height, 1.0])
+    m = d_q @ h_orig @ np.linalg.inv(d_r)  # reference thumbnail pixels -> query thumbnail pixels
+    s = float(np.sqrt(abs(np.linalg.det(m[:2, :2]) / m[2, 2] ** 2)))
+    src = qt.astype(np.float32)
+    if s > 1.5:  # the query is finer than the reference grid: low-pass it first (no aliasing)
+        src = cv2.GaussianBlur(src, (0, 0), 0.5 * s)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    warped = cv2.warpPerspective(src, m, (rw, rh), flags=flags, borderValue=0)
+    valid = cv2.warpPerspective(np.ones_like(src), m, (rw, rh), flags=flags, borderValue=0) > 0.99
+    if valid.mean() < 0.05:
+        return None
+    ref = cv2.GaussianBlur(rt.astype(np.float32), (0, 0), 1.0)
+    warped = cv2.GaussianBlur(warped, (0, 0), 1.0)
+    # A floor on the spread keeps a flat picture's JPEG noise from being blown up into differences.
+    a = (ref - ref[valid].mean()) / max(float(ref[valid].std()), 8.0)
+    b = (warped - warped[valid].mean()) / max(float(warped[valid].std()), 8.0)
+    diff = np.abs(a - b)[valid]
+    # The share of the overlap whose pixels differ, at each tolerance: a copy differs only where an
+    # overlay covers it; a sibling (another glyph in the same template) differs where the glyph is.
+    out: dict[str | float, float] = {t: float(1.0 - (diff > t).mean()) for t in PHOTO_TOLERANCES}
+    out["valid"] = float(valid.mean())
+    return out
 
 
 def verify_query(query: tuple[Features, Features], reference: Features) -> Verification | None:
-    """Best of the plain and the mirrored query against one reference (highest score)."""
-    results = [v for v in (verify(q, reference) for q in query) if v is not None]
+    """Best of the plain and the mirrored query against one reference (highest score); the mirrored one is
+    tried only when the plain one does not already reach ``SCORE_THRESHOLD``."""
+    results = []
+    for q in query:
+        v = verify(q, reference)
+        if v is not None:
+            results.append(v)
+            if v.score >= SCORE_THRESHOLD:
+                break  # already a match; the mirrored fit can only agree (and costs as much again)
     return max(results, key=lambda v: v.score) if results else None
 
 
