@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> None:
              "`bench/out/`. Data: `../shared/data` (see its README). Every number below was produced by the "
              "code in `bench/` on the machine named under each section.", ""]
     # "recommendations" is written by hand from the tables and kept as is by every run.
-    for name in ("thresholds", "recommendations") + SECTIONS:
+    # Sections this runner does not produce (e.g. ``localfeat``, written by ``bench.localfeat_eval``) are
+    # kept, after its own.
+    known = ("thresholds", "recommendations") + SECTIONS
+    for name in known + tuple(k for k in sections if k not in known):
         if name in sections:
             parts += [f"<!-- section:{name} -->", sections[name].strip(), f"<!-- /section:{name} -->", ""]
     RESULTS.write_text("\n".join(parts))

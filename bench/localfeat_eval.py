@@ -15,7 +15,8 @@ Per query the raw verification numbers of every candidate are saved (``bench/out
 negatives are split in two halves by a seeded hash; the threshold is chosen on one half (largest recall
 with ≤ 0.5 % false matches) and reported on the other, then the halves swap.
 
-Run: ``python -m bench.localfeat_eval [--quick] [--workers N]``; ``--summary`` re-summarises saved data.
+Run: ``python -m bench.localfeat_eval [--quick] [--workers N] [--write]``; ``--summary`` re-summarises
+the saved data; ``--write`` puts the result in bench/RESULTS.md (section ``localfeat``).
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ def _query(task: tuple[bytes, str, str, str, int | None, str]) -> dict[str, Any]
             v.level, v.mirrored, round(v.scale, 3), round(v.rotation_degrees, 1),
             round(v.details.get("keypoint_score", -1), 4), v.details.get("photo@0.7", -1),
             v.details.get("photo@1.0", -1), v.details.get("photo@1.5", -1), v.details.get("photo@valid", 0),
-            round(v.content_coverage, 3)]))
+            round(v.content_coverage, 3), v.details.get("photo@matched", -1), v.details.get("photo@overlap", -1)]))
     t5 = time.perf_counter()
     prod = []
     for m in rep.matches:
@@ -450,6 +451,8 @@ SCORES: dict[str, Callable[[list], float]] = {
     "keypoints (agreement x cells)": lambda c: float(c[13]) if len(c) > 13 else -1.0,
     "pixels@0.7": _pixels(14),
     "pixels@1.5": _pixels(16),
+    "pixels@1.0 over the whole overlap": lambda c: (float(c[20] * _support(c)) if len(c) > 20 and c[20] >= 0
+                                                    else local_score(c)),
     "pixels@1.0 x keypoint agreement": lambda c: (float(_pixels(15)(c) * (0.5 + 0.5 * c[4]))
                                                    if len(c) > 13 else -1.0),
 }
@@ -464,12 +467,18 @@ def local_best(q: dict, score: Callable[[list], float] = local_score) -> tuple[f
 
 def _product_match(q: dict, drop: str = "") -> list[dict]:
     """The product's matches, optionally without one rule: ``phash-gated`` (pHash deciding at <= 8 because
-    PDQ's quality gate skipped the query) or ``derived`` (a match whose deciding distance came from the
+    PDQ's quality gate skipped the query), ``phash-corroborated`` (pHash at 4..8 because PDQ is within 48),
+    ``phash-alone`` (pHash <= 3 deciding alone) or ``derived`` (a match whose deciding distance came from the
     border-trimmed or content-block variant)."""
     out = []
     for m in q["prod"]:
         if drop == "phash-gated" and m["signal"] == "phash" and m["phash_rule"] == "PDQ unavailable" \
                 and (m["phash"] or 99) > 3:
+            continue
+        if drop == "phash-corroborated" and m["signal"] == "phash" and (m["phash_rule"] or "").startswith(
+                "corroborated") and (m["phash"] or 99) > 3:
+            continue
+        if drop == "phash-alone" and m["signal"] == "phash" and m["phash_rule"] == "alone":
             continue
         if drop == "derived":
             t = m["pdq_t"] if m["signal"] == "pdq" else m["phash_t"]
@@ -566,7 +575,7 @@ def summarise(raw: dict[str, Any], score: Callable[[list], float] = local_score)
 
     # Rules of the shipped product on the flat graphics vs photos: what each rule adds and costs.
     rule_rows = []
-    for drop in ("", "phash-gated", "derived"):
+    for drop in ("", "phash-gated", "phash-corroborated", "phash-alone", "derived"):
         for kind in ("photo", "graphic"):
             cs = [q for q in copies if q["kind"] == kind]
             ns = [q for q in negs if q["kind"] in ((kind,) if kind == "photo" else ("graphic", "frame"))]
@@ -682,10 +691,30 @@ def summarise(raw: dict[str, Any], score: Callable[[list], float] = local_score)
     return {"markdown": "\n".join(md), "thresholds": th, "threshold_all": thr_all, "uap": uap, "per": per}
 
 
+def write_section(markdown: str, name: str = "localfeat") -> None:
+    """Replace (or append) ``<!-- section:NAME -->`` in bench/RESULTS.md; other sections are untouched.
+    ``bench/out/localfeat_speed.md`` (written by ``bench.localfeat_speed``) is appended when present."""
+    import re
+
+    from .common import ROOT
+    speed = OUT / "localfeat_speed.md"
+    if speed.exists():
+        markdown = markdown.rstrip() + "\n\n" + speed.read_text().strip() + "\n"
+    results = ROOT / "RESULTS.md"
+    text = results.read_text() if results.exists() else ""
+    block = f"<!-- section:{name} -->\n{markdown.strip()}\n<!-- /section:{name} -->"
+    pattern = re.compile(rf"<!-- section:{name} -->.*?<!-- /section:{name} -->", re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    results.write_text(text)
+
+
 if __name__ == "__main__":
     import sys
     if "--summary" in sys.argv:
-        print(summarise(json.loads((OUT / RAW).read_text()))["markdown"])
+        md = summarise(json.loads((OUT / RAW).read_text()))["markdown"]
     else:
         w = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else 2
-        print(run(quick="--quick" in sys.argv, workers=w)["markdown"])
+        md = run(quick="--quick" in sys.argv, workers=w)["markdown"]
+    print(md)
+    if "--write" in sys.argv:
+        write_section(md)

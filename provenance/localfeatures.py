@@ -365,7 +365,8 @@ SCORE_THRESHOLD = 0.30
 #: the one the score uses.
 PHOTO_TOLERANCES = (0.7, 1.0, 1.5)
 PHOTO_TOLERANCE = 1.0
-#: Below this share of the reference's area inside the overlap, the match is ``partial``.
+#: Below this share of the reference that appears in the query (overlap pixels that agree; without
+#: thumbnails: the overlap), the match is ``partial``.
 PARTIAL_COVERAGE = 0.5
 
 
@@ -377,7 +378,7 @@ class Verification:
     in each image's own pixel coordinates: ``query_polygon`` / ``reference_polygon`` are the region where
     the two frames overlap under the transform (the same region in both); the ``matched_*`` ones the hull
     of the keypoints that support the match. ``level`` is ``partial`` when less than ``PARTIAL_COVERAGE``
-    of the reference lies in the overlap (only a part of the indexed picture appears in the query).
+    of the reference appears in the query (only a part of the indexed picture was used).
     """
 
     inliers: int
@@ -542,7 +543,7 @@ def verify(query: Features, reference: Features, min_inliers: int = MIN_INLIERS)
     s_r = np.diag([reference.scale, reference.scale, 1.0])
     h_orig = np.linalg.inv(s_q) @ h_work @ s_r
     h_orig = h_orig / h_orig[2, 2]
-    photo = _photometric(query, reference, h_orig)
+    photo = _photometric(query, reference, h_orig, m_hull / reference.scale)
     if photo is not None:
         # Pixels decide where they can: the share of the overlap's cells whose (normalised) pixels agree.
         score = float(photo[PHOTO_TOLERANCE] * (0.75 + 0.25 * support))
@@ -555,7 +556,8 @@ def verify(query: Features, reference: Features, min_inliers: int = MIN_INLIERS)
         query_coverage=q_cov, reference_coverage=r_cov, scale=scale, rotation_degrees=rot,
         mirrored=query.mirrored, agreement=agreement, cells_agreeing=cells, score=score,
         content_coverage=content_cov,
-        level="near-duplicate" if r_cov >= PARTIAL_COVERAGE else "partial",
+        level="near-duplicate" if (r_cov if photo is None else photo["matched"]) >= PARTIAL_COVERAGE
+        else "partial",
         details={**({} if photo is None else {f"photo@{k}": v for k, v in photo.items()}),
                  "keypoint_score": float(agreement * cells * (0.5 + 0.5 * support)), "spread": spread, "det": det * (-1 if query.mirrored else 1), "anisotropy": float(sv[0] / max(sv[1], 1e-9))},
     )
@@ -603,7 +605,8 @@ def _agreement(query: Features, reference: Features, h_work: np.ndarray,
     return share, (agreeing / counted if counted else 0.0), agreeing_mask
 
 
-def _photometric(query: Features, reference: Features, h_orig: np.ndarray) -> dict[str | float, float] | None:
+def _photometric(query: Features, reference: Features, h_orig: np.ndarray,
+                 hull: np.ndarray | None = None) -> dict[str | float, float] | None:
     """Pixel agreement of the overlap: the query's thumbnail warped onto the reference's, both normalised
     (zero mean, unit variance over the overlap, so brightness/contrast/greyscale edits do not count) and
     lightly blurred (resampling, JPEG). Returns, for each tolerance in ``PHOTO_TOLERANCES`` (z units), the
@@ -630,14 +633,33 @@ def _photometric(query: Features, reference: Features, h_orig: np.ndarray) -> di
         return None
     ref = cv2.GaussianBlur(rt.astype(np.float32), (0, 0), 1.0)
     warped = cv2.GaussianBlur(warped, (0, 0), 1.0)
-    # A floor on the spread keeps a flat picture's JPEG noise from being blown up into differences.
-    a = (ref - ref[valid].mean()) / max(float(ref[valid].std()), 8.0)
-    b = (warped - warped[valid].mean()) / max(float(warped[valid].std()), 8.0)
-    diff = np.abs(a - b)[valid]
-    # The share of the overlap whose pixels differ, at each tolerance: a copy differs only where an
-    # overlay covers it; a sibling (another glyph in the same template) differs where the glyph is.
-    out: dict[str | float, float] = {t: float(1.0 - (diff > t).mean()) for t in PHOTO_TOLERANCES}
+    region = valid
+    if hull is not None and len(hull) >= 3:
+        # Judge the pixels where the keypoints say the pictures correspond (their hull, widened by ORB's
+        # patch radius): a crop pasted into a collage is compared with the crop, not with its neighbours.
+        mask = np.zeros((rh, rw), np.uint8)
+        pts = np.round(hull * [rw / reference.width, rh / reference.height]).astype(np.int32)
+        cv2.fillConvexPoly(mask, pts, 1)
+        mask = cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0
+        if (mask & valid).sum() >= 0.02 * rh * rw:
+            region = mask & valid
+
+    def agree(where: np.ndarray) -> np.ndarray:
+        # z-scores over ``where``; a floor on the spread keeps a flat picture's JPEG noise from being blown
+        # up into differences. Returns |difference| on ``where``.
+        a = (ref - ref[where].mean()) / max(float(ref[where].std()), 8.0)
+        b = (warped - warped[where].mean()) / max(float(warped[where].std()), 8.0)
+        return np.abs(a - b)
+
+    diff = agree(region)
+    # The share of the region whose pixels differ, at each tolerance: a copy differs only where an overlay
+    # covers it; a sibling (another glyph in the same template) differs where the glyph is.
+    out: dict[str | float, float] = {t: float(1.0 - (diff[region] > t).mean()) for t in PHOTO_TOLERANCES}
     out["valid"] = float(valid.mean())
+    # How much of the reference appears in the query: overlap pixels that agree, over the whole thumbnail.
+    out["matched"] = float((valid & (diff <= PHOTO_TOLERANCE)).mean())
+    whole = agree(valid)[valid]
+    out["overlap"] = float(1.0 - (whole > PHOTO_TOLERANCE).mean())
     return out
 
 
