@@ -358,9 +358,11 @@ MAX_ANISOTROPY = 3.0
 #: a query keypoint with a similar descriptor to count as agreeing.
 AGREE_RADIUS = 6.0
 AGREE_DISTANCE = 80
-#: The default decision on ``Verification.score``. Chosen by ``bench/localfeat_eval.py``'s calibration
-#: (<= 0.5 % false matches on non-indexed photos and graphics); see bench/RESULTS.md.
-SCORE_THRESHOLD = 0.30
+#: The default decision on ``Verification.score``: ``bench/localfeat_eval.py``'s calibration for <= 0.5 %
+#: false matches on non-indexed photos and same-frame composites (halves: 0.990 / 0.996; all: 0.993; 300
+#: photos + 60 composites, so 0.5 % is ~2 pictures: a coarse estimate). Sibling icons that differ by a small
+#: emblem still pass it (9 % of them); see bench/RESULTS.md.
+SCORE_THRESHOLD = 0.993
 #: Pixel comparison: tolerances (|z-score difference| per thumbnail pixel) recorded for calibration, and
 #: the one the score uses.
 PHOTO_TOLERANCES = (0.7, 1.0, 1.5)
@@ -635,12 +637,13 @@ def _photometric(query: Features, reference: Features, h_orig: np.ndarray,
     warped = cv2.GaussianBlur(warped, (0, 0), 1.0)
     region = valid
     if hull is not None and len(hull) >= 3:
-        # Judge the pixels where the keypoints say the pictures correspond (their hull, widened by ORB's
-        # patch radius): a crop pasted into a collage is compared with the crop, not with its neighbours.
+        # Judge the pixels where the keypoints say the pictures correspond (their hull, eroded by a pixel
+        # because the fill of a rotation or the cut of a crop runs along its edges): a crop pasted into a
+        # collage is compared with the crop, not with its neighbours.
         mask = np.zeros((rh, rw), np.uint8)
         pts = np.round(hull * [rw / reference.width, rh / reference.height]).astype(np.int32)
         cv2.fillConvexPoly(mask, pts, 1)
-        mask = cv2.dilate(mask, np.ones((5, 5), np.uint8)) > 0
+        mask = cv2.erode(mask, np.ones((3, 3), np.uint8)) > 0
         if (mask & valid).sum() >= 0.02 * rh * rw:
             region = mask & valid
 
@@ -649,7 +652,12 @@ def _photometric(query: Features, reference: Features, h_orig: np.ndarray,
         # up into differences. Returns |difference| on ``where``.
         a = (ref - ref[where].mean()) / max(float(ref[where].std()), 8.0)
         b = (warped - warped[where].mean()) / max(float(warped[where].std()), 8.0)
-        return np.abs(a - b)
+        # Tolerate a one-pixel misregistration (1.5 % of the side): a homography fitted to keypoints
+        # is that far off near sharp edges after a rotation or a perspective change, and a different
+        # glyph or emblem differs over more than one pixel.
+        padded = cv2.copyMakeBorder(b, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+        return np.min([np.abs(a - padded[1 + dy:1 + dy + rh, 1 + dx:1 + dx + rw])
+                       for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
 
     diff = agree(region)
     # The share of the region whose pixels differ, at each tolerance: a copy differs only where an overlay
