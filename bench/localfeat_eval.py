@@ -427,8 +427,14 @@ def run(quick: bool = False, workers: int = 2) -> dict[str, Any]:
 
 
 def local_score(c: list) -> float:
-    """Score of one verified candidate row (``-1`` when verification failed)."""
-    return float(c[2]) if len(c) > 2 else -1.0
+    """``Verification.score`` of one verified candidate row (``-1`` when verification failed), recomputed
+    from the row's raw numbers so that a saved run can be re-scored: min(pixels in the keypoint hull,
+    pixels over the overlap) x inlier support."""
+    if len(c) <= 2:
+        return -1.0
+    if len(c) > 20 and c[15] >= 0 and c[20] >= 0:
+        return float(min(c[15], c[20]) * (0.75 + 0.25 * min(1.0, c[3] / 40.0)))
+    return float(c[2])
 
 
 def _support(c: list) -> float:
@@ -445,9 +451,10 @@ def _pixels(tol_index: int) -> Callable[[list], float]:
 
 
 #: Candidate scores compared by the calibration (row layout: see ``_query``). ``shipped`` is
-#: ``Verification.score``: pixels at tolerance 1.0 where both thumbnails exist, else keypoints.
+#: ``Verification.score``. The raw ``c[2]`` of the saved run is the hull-only pixel score.
 SCORES: dict[str, Callable[[list], float]] = {
-    "shipped (pixels@1.0)": local_score,
+    "shipped: min(pixels@1.0 in hull, over overlap)": local_score,
+    "pixels@1.0 in the keypoint hull only": lambda c: float(c[2]) if len(c) > 2 else -1.0,
     "keypoints (agreement x cells)": lambda c: float(c[13]) if len(c) > 13 else -1.0,
     "pixels@0.7": _pixels(14),
     "pixels@1.5": _pixels(16),
@@ -491,7 +498,9 @@ def _product_match(q: dict, drop: str = "") -> list[dict]:
 def _calibrate(copies: list[dict], negs: list[dict], score: Callable[[list], float]) -> float:
     """Lowest threshold whose false-match rate on ``negs`` is <= TARGET_FMR (i.e. the highest recall)."""
     neg_scores = np.sort([local_best(q, score)[0] for q in negs])[::-1]
-    allowed = int(np.floor(TARGET_FMR * len(negs)))
+    # Rounded, not floored: with ~180 calibration negatives per half, floor allows none (0.0 %), which
+    # would calibrate against the single hardest look-alike instead of the 0.5 % target.
+    allowed = round(TARGET_FMR * len(negs))
     # The threshold must sit above the (allowed+1)-th highest negative score.
     t = float(neg_scores[allowed]) + 1e-6 if allowed < len(neg_scores) else 0.0
     return max(t, 0.0)

@@ -71,7 +71,10 @@ def _build(base: list[lf.Features], n: int, gen: np.random.Generator) -> lf.Desc
     return idx
 
 
-def run(sizes: tuple[int, ...] = (10_000, 100_000), n_real: int = 200, n_queries: int = 40) -> dict[str, Any]:
+def run(sizes: tuple[int, ...] = (10_000, 100_000), n_real: int = 200, n_queries: int = 40,
+        per_query: int | None = None, nprobe: int = 16) -> dict[str, Any]:
+    """``per_query``/``nprobe``: the candidate-search knobs (descriptors searched per query feature set,
+    IVF lists probed), to measure the time/recall trade-off at 100k."""
     import faiss
     import pdqhash
     faiss.omp_set_num_threads(1)  # the product's per-query path is single-threaded; cores are shared
@@ -105,6 +108,7 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000), n_real: int = 200, n_queries
         log(f"localfeat speed: building {n:,} synthetic images")
         t = time.perf_counter()
         idx = _build(base, n, gen)
+        idx.index.nprobe = nprobe
         build_s = time.perf_counter() - t
         index_bytes = (idx.ntotal * (32 + 8 + 8)) / n  # code + FAISS list id + our image id, per descriptor
         # PDQ alone at the same size: random hashes in a flat binary index.
@@ -116,7 +120,7 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000), n_real: int = 200, n_queries
             with Image.open(io.BytesIO(data)) as im:
                 img = im.convert("RGB")
             q = lf.extract_query(img)
-            cands = idx.candidates(q, k_images=4)
+            cands = idx.candidates(q, k_images=4, per_query=per_query)
             for cid, _ in cands:
                 lf.verify_query(q, base[cid % len(base)])  # the catalog read is not timed
             lat_local.append(time.perf_counter() - t)
@@ -127,7 +131,7 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000), n_real: int = 200, n_queries
             hashes, _ = pdqhash.compute_dihedral(np.asarray(img))
             pdq_index.search(np.packbits(np.array(hashes, dtype=np.uint8), axis=1), 8)
             lat_pdq.append(time.perf_counter() - t)
-        rows.append([f"{n:,}", idx.kind, idx.ntotal, f"{build_s:.0f} s", f"{index_bytes:,.0f}",
+        rows.append([f"{n:,}", f"{idx.kind}, nprobe {nprobe}, {per_query or 'all'} query descriptors", idx.ntotal, f"{build_s:.0f} s", f"{index_bytes:,.0f}",
                      f"{np.median(lat_pdq) * 1e3:.1f}", f"{np.median(lat_local) * 1e3:.1f}",
                      f"{np.percentile(lat_local, 90) * 1e3:.1f}", f"{found}/{len(queries)}"])
         del idx, pdq_index
@@ -159,8 +163,11 @@ if __name__ == "__main__":
     if "--sizes" in sys.argv:
         sizes = tuple(int(x) for x in sys.argv[sys.argv.index("--sizes") + 1].split(","))
     nq = int(sys.argv[sys.argv.index("--queries") + 1]) if "--queries" in sys.argv else 40
-    md = run(sizes, n_queries=nq)["markdown"]
+    pq = int(sys.argv[sys.argv.index("--per-query") + 1]) if "--per-query" in sys.argv else None
+    npr = int(sys.argv[sys.argv.index("--nprobe") + 1]) if "--nprobe" in sys.argv else 16
+    md = run(sizes, n_queries=nq, per_query=pq, nprobe=npr)["markdown"]
     print(md)
     from .common import OUT
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "localfeat_speed.md").write_text(md)  # picked up by ``bench.localfeat_eval --write``
+    name = "localfeat_speed.md" if pq is None and npr == 16 else f"localfeat_speed_pq{pq}_np{npr}.md"
+    (OUT / name).write_text(md)  # localfeat_speed.md is picked up by ``bench.localfeat_eval --write``

@@ -359,9 +359,9 @@ MAX_ANISOTROPY = 3.0
 AGREE_RADIUS = 6.0
 AGREE_DISTANCE = 80
 #: The default decision on ``Verification.score``: ``bench/localfeat_eval.py``'s calibration for <= 0.5 %
-#: false matches on non-indexed photos and same-frame composites (halves: 0.990 / 0.996; all: 0.993; 300
+#: false matches on non-indexed photos and same-frame composites (halves: 0.993 / 0.989; all: 0.993; 300
 #: photos + 60 composites, so 0.5 % is ~2 pictures: a coarse estimate). Sibling icons that differ by a small
-#: emblem still pass it (9 % of them); see bench/RESULTS.md.
+#: emblem still pass it (5 % of them); see bench/RESULTS.md.
 SCORE_THRESHOLD = 0.993
 #: Pixel comparison: tolerances (|z-score difference| per thumbnail pixel) recorded for calibration, and
 #: the one the score uses.
@@ -547,8 +547,10 @@ def verify(query: Features, reference: Features, min_inliers: int = MIN_INLIERS)
     h_orig = h_orig / h_orig[2, 2]
     photo = _photometric(query, reference, h_orig, m_hull / reference.scale)
     if photo is not None:
-        # Pixels decide where they can: the share of the overlap's cells whose (normalised) pixels agree.
-        score = float(photo[PHOTO_TOLERANCE] * (0.75 + 0.25 * support))
+        # Pixels decide where they can: the share of pixels that agree, inside the keypoints' hull and
+        # over the whole overlap, whichever is lower. The hull alone can be a small plain patch two
+        # photos share (a wall, a label); the overlap alone includes a collage's other cells.
+        score = float(min(photo[PHOTO_TOLERANCE], photo["overlap"]) * (0.75 + 0.25 * support))
     return Verification(
         inliers=n_in, matches=len(good), homography=h_orig.tolist(),
         query_polygon=[(float(x), float(y)) for x, y in q_poly_w / query.scale],
@@ -666,7 +668,10 @@ def _photometric(query: Features, reference: Features, h_orig: np.ndarray,
     out["valid"] = float(valid.mean())
     # How much of the reference appears in the query: overlap pixels that agree, over the whole thumbnail.
     out["matched"] = float((valid & (diff <= PHOTO_TOLERANCE)).mean())
-    whole = agree(valid)[valid]
+    # Over the whole overlap, without its one-pixel rim (the crop cut, blended by resampling).
+    inner = cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    inner = inner if inner.sum() >= 0.02 * rh * rw else valid
+    whole = agree(inner)[inner]
     out["overlap"] = float(1.0 - (whole > PHOTO_TOLERANCE).mean())
     return out
 
