@@ -656,7 +656,8 @@ def summarise(raw: dict[str, Any], score: Callable[[list], float] = local_score,
         + ", ".join(d.split("/img/")[-1] for d in dupes[:12]) + ("…" if len(dupes) > 12 else "") + "."),
         "",
         (f"Local decision: verified `score` ≥ threshold, calibrated for ≤ {TARGET_FMR:.1%} false matches on one "
-        f"half of originals+negatives and applied to the other half (halves by hash of the original; "
+        f"half of the {'+'.join(cal_kinds)} negatives and applied to the other half (halves by a hash of the "
+        f"original, copies with it; "
         f"thresholds {th[0]:.3f} / {th[1]:.3f}; on all data {thr_all:.3f}). Recall = the original is matched."),
         "",
         table(["family", "strength", "n", "PDQ+pHash (shipped)", "local", "union", "local: share `partial`"], rows),
