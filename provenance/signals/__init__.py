@@ -17,12 +17,13 @@ from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Variants, ham
 from .embedding import EmbedSignal
 from .exact import ExactSignal
 from .image import DIHEDRAL, PDQSignal, PHashSignal
+from .local import LocalFeatureSignal
 from .multilingual import XlingualSignal
 from .text import ShingleSignal
 
 #: Built-in signals, in the order reports list them.
-BUILTIN: tuple[type[Signal], ...] = (ExactSignal, PDQSignal, PHashSignal, ShingleSignal, EmbedSignal,
-                                     XlingualSignal)
+BUILTIN: tuple[type[Signal], ...] = (ExactSignal, PDQSignal, PHashSignal, LocalFeatureSignal, ShingleSignal,
+                                     EmbedSignal, XlingualSignal)
 
 #: Entry-point group through which other distributions register signals.
 ENTRY_POINT_GROUP = "provenance.signals"
@@ -62,5 +63,6 @@ def load_signals(options: Mapping[str, Any] | None = None) -> list[Signal]:
 
 
 __all__ = ["BUILTIN", "DIHEDRAL", "ENTRY_POINT_GROUP", "EmbedSignal", "ExactSignal", "Fingerprint",
-           "PDQSignal", "PHashSignal", "ShingleSignal", "Signal", "SignalIndex", "SignalSkipped", "Variants",
+           "LocalFeatureSignal", "PDQSignal", "PHashSignal", "ShingleSignal", "Signal", "SignalIndex",
+           "SignalSkipped", "Variants",
            "XlingualSignal", "available", "hamming", "load_signals"]
