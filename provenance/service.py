@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from .checker import Index
-from .content import Content, content_from_bytes, sniff_image
+from .content import Content, content_from_bytes, load_content, sniff_image
 from .errors import (
     BadInputError,
     ManifestError,
@@ -431,9 +431,9 @@ class IndexWorker:
             self._pool.shutdown(wait=False)
             raise
 
-    async def run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """``fn(*args)`` on the index thread, awaited without blocking the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+    async def run(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``fn(*args, **kwargs)`` on the index thread, awaited without blocking the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     def close(self) -> None:
         """Save the FAISS snapshots, close the catalog and stop the thread."""
@@ -563,6 +563,15 @@ def _decode_upload(data: bytes, name: str, content_type: str) -> Content:
 
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _origin(data: bytes, label: str) -> Any:
+    """:func:`provenance.origin.inspect_origin` of an upload, or ``None`` when it cannot be read as a file."""
+    from .origin import inspect_origin
+    try:
+        return inspect_origin(data, name=label)
+    except BadInputError:
+        return None
 
 
 def _fails(report: Report, fail_on: str, allowed: set[str]) -> bool:
@@ -738,6 +747,7 @@ def create_app(index_path: Path, *, token: str, max_upload_bytes: int = DEFAULT_
         files is listed under `errors` and the rest are checked; when every input is bad the answer is
         that input's error."""
         inputs = await _check_inputs(request, name)
+        allowed = set(allow_source or ())
         loop = asyncio.get_running_loop()
         reports: list[Report] = []
         errors: list[dict[str, str]] = []
@@ -745,16 +755,19 @@ def create_app(index_path: Path, *, token: str, max_upload_bytes: int = DEFAULT_
         for label, payload, ctype in inputs:
             try:
                 if isinstance(payload, str):
-                    reports.append(await worker.run(worker.index.check_text, payload, label))
+                    reports.append(await worker.run(worker.index.check_content, load_content(payload, label),
+                                                    allow_sources=allowed))
                     continue
                 content = await loop.run_in_executor(None, _decode_upload, payload, label, ctype)
-                reports.append(await worker.run(worker.index.check_content, content))
+                report = await worker.run(worker.index.check_content, content, allow_sources=allowed)
+                # What the upload says about its own origin, as `check` reports it (off the index worker).
+                report.origin = await loop.run_in_executor(None, _origin, payload, label)
+                reports.append(report)
             except BadInputError as exc:
                 first_error = first_error or exc
                 errors.append({"name": label, "error": str(exc)})
         if not reports and first_error is not None:
             raise first_error
-        allowed = set(allow_source or ())
         doc = reports_document(reports)
         doc.update(fail_on=fail_on, allowed_sources=sorted(allowed),
                    failed=any(_fails(r, fail_on, allowed) for r in reports))

@@ -113,6 +113,8 @@ class LocalFeatureSignal(Signal):
     #: Held-out calibration in bench/localfeat_eval.py: <= 0.5 % false matches on non-indexed photos and
     #: same-frame composites (0/300 photos; recall with PDQ+pHash: 0.85 mild / 0.67 strong copies).
     threshold = SCORE_THRESHOLD
+    #: ``provenance eval`` tries these (the score is a share of agreeing pixels; copies sit near 1).
+    calibration_grid = tuple(round(0.95 + 0.001 * i, 3) for i in range(51))
     threshold_source = ("measured: pixel agreement of the verified overlap >= 0.993, chosen on held-out "
                         "photos and same-frame composites (bench/localfeat_eval.py)")
 
