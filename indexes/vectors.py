@@ -243,7 +243,7 @@ class VectorIndex:
         blob = np.frombuffer(body[pos + hlen:], dtype=np.uint8)
         reader = faiss.deserialize_index_binary if self.kind == "binary" else faiss.deserialize_index
         try:
-            index = reader(blob)
+            index: Any = reader(blob)  # an IDMap2 around a flat or HNSW index (FAISS stubs say less)
             if index.d != self.dim:
                 raise SnapshotMismatch(f"FAISS data of dimension {index.d}, expected {self.dim}")
             ids = faiss.vector_to_array(index.id_map).astype(np.int64)
@@ -262,10 +262,11 @@ class VectorIndex:
         self.index = index
         self.factory = header["factory"]
         if ",HNSW" in self.factory:
-            faiss.downcast_index(self.index.index).hnsw.efSearch = HNSW_EF_SEARCH
+            hnsw: Any = faiss.downcast_index(self.index.index)
+            hnsw.hnsw.efSearch = HNSW_EF_SEARCH
         self.last_row = last_row
 
-    def _spot_check(self, index, ids: np.ndarray, catalog: Catalog) -> None:
+    def _spot_check(self, index: Any, ids: np.ndarray, catalog: Catalog) -> None:
         """Compare the highest id's vector and a few evenly spaced others with the catalog's values."""
         if not len(ids):
             return
@@ -313,14 +314,14 @@ class VectorIndex:
         header = json.dumps(self.header()).encode()
         head = MAGIC + struct.pack(">Q", len(header)) + header
         digest = hashlib.sha256(head)
-        digest.update(memoryview(blob))
+        digest.update(blob.data)
         # mkstemp: O_CREAT|O_EXCL (never follows or reuses a planted file), mode 0600, unpredictable name.
         # The pid in the name lets the next open tell a killed writer's leftover from a live one's.
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(head)
-                f.write(memoryview(blob))
+                f.write(blob.data)
                 f.write(digest.digest())
                 f.flush()
                 os.fsync(f.fileno())
