@@ -201,21 +201,29 @@ def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, 
     sys.exit(EXIT_BAD_INPUT if bad else EXIT_OK)
 
 
+def printable(name: str | None) -> str:
+    """``name`` with control and invisible characters escaped, so a file name cannot break a table row
+    or hide text (a newline, a right-to-left override)."""
+    if name is None:
+        return "-"
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+
+
 def render_table(reports: list[Report]) -> str:
     """The human-readable form of check results (every line comes from the evidence's own methods)."""
     lines = []
     for r in reports:
-        lines.append(f"{r.path}: {r.verdict.upper()}" + (f" (score {r.score:.2f})" if r.matches else ""))
+        lines.append(f"{printable(r.path)}: {r.verdict.upper()}" + (f" (score {r.score:.2f})" if r.matches else ""))
         for m in r.matches[:5]:
             how = f"distance {m.distance:g}/{m.threshold:g}" if m.distance is not None else \
                 f"score {m.score:.2f}, threshold {m.threshold:g}"
             src = f" [{m.source}]" if m.source else ""
             allowed = f" — allowed: {m.allowed}" if m.allowed else ""
-            lines.append(f"  {m.verdict:<14} item {m.id} {m.path}{src} via {m.signal} ({how}){allowed}")
+            lines.append(f"  {m.verdict:<14} item {m.id} {printable(m.path)}{src} via {m.signal} ({how}){allowed}")
             lines += [f"      {line}" for line in m.lines()]
         for m in r.near_misses:
             deciding = next(o for o in m.observations if o.signal == m.signal)
-            lines.append(f"  near miss: item {m.id} {m.path} {m.signal} {deciding.summary()}")
+            lines.append(f"  near miss: item {m.id} {printable(m.path)} {m.signal} {deciding.summary()}")
         if r.origin is not None and r.origin.signals:
             lines.append(f"  provenance: suggests {r.origin.suggestion}"
                          + (f" ({'; '.join(r.origin.evidence[:2])})" if r.origin.evidence else ""))
@@ -250,7 +258,7 @@ def items(source_label: str | None, path_glob: str | None, as_json: bool, index_
                               "sha256": r.sha256, "size": r.size, "added_at": r.added_at} for r in rows]})
         return
     for r in rows:
-        click.echo(f"{r.id:>6}  {r.media:<5}  {r.source or '-':<12}  {r.path or '-'}")
+        click.echo(f"{r.id:>6}  {r.media:<5}  {r.source or '-':<12}  {printable(r.path)}")
     if not rows:
         click.echo("no items match", err=True)
 

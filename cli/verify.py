@@ -76,6 +76,9 @@ def verify(file: Path, trust: tuple[Path, ...], sidecar: Path | None, require_tr
     code = VERIFY_EXIT_CODES[result.status]
     if require_trusted and result.status == "valid":
         code = VERIFY_EXIT_CODES["untrusted"]
+        why = ("no --trust anchor was given, so no signer can be trusted; add --trust CA.pem" if not trust
+               else "the signer does not chain to any --trust anchor given")
+        click.echo(f"not trusted (--require-trusted): {why}", err=True)
     sys.exit(code)
 
 

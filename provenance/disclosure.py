@@ -286,7 +286,7 @@ def disclose_content(path: Path, *, source_type: str, generator: str | None,
                     f"{top.score:.2f})" if top else ""
             raise OriginalityRefusedError(
                 f"{path}: the originality check says {originality.verdict.upper()}{where}; "
-                "not disclosed. Pass --force (force=True) to disclose anyway; the verdict is "
+                "not disclosed. Run again with --force to disclose anyway; the verdict is "
                 "then recorded in the manifest", originality)
     result = disclose(
         path, source_type=source_type, generator=generator, identity=identity, output=output,

@@ -91,7 +91,7 @@ def new_signing_identity(
     key_path = directory / KEY_FILE
     if not overwrite and key_path.exists():
         raise BadInputError(
-            "a signing key already exists here; pass overwrite=True to replace it "
+            "a signing key already exists here; replace it with `provenance keys new --overwrite` "
             "or choose another directory",
             str(key_path),
         )

@@ -142,3 +142,16 @@ def test_items_lists_and_filters_ids(env) -> None:
     assert json.loads(run("items", "--index", idx, "--json", "--source", "nope").stdout)["items"] == []
     assert run("remove", "--index", idx, one["id"]).exit_code == 0
     assert one["id"] not in [i["id"] for i in json.loads(run("items", "--index", idx, "--json").stdout)["items"]]
+
+
+def test_file_names_cannot_break_or_disguise_table_rows(env) -> None:
+    """A newline or a right-to-left override in a file name is shown escaped, on the one row it belongs to."""
+    tmp, sources, _ = env
+    idx = tmp / "idx"
+    run("init", "--index", idx)
+    odd = tmp / "report\u202etxt.exe\nEXACT.md"
+    odd.write_text(next(iter(SOURCES.values())), encoding="utf-8")
+    r = run("check", "--index", idx, "--no-origin", odd)
+    assert r.exit_code == 0
+    first = r.stdout.splitlines()[0]
+    assert "\\u202e" in first and "\\n" in first and first.endswith("ORIGINAL")

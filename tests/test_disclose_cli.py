@@ -131,7 +131,8 @@ def test_image_round_trip_and_stripped_copy_lookup(work: dict[str, Path], tmp_pa
     human = run("verify", signed, ok=(0,)).stdout
     assert "VALID" in human and "trainedAlgorithmicMedia" in human and "ImageGen 3" in human
     # As a publishing gate, an unestablished signer is not enough; a trusted one is.
-    run("verify", "--require-trusted", signed, ok=(VERIFY_EXIT_CODES["untrusted"],))
+    gate = run("verify", "--require-trusted", signed, ok=(VERIFY_EXIT_CODES["untrusted"],))
+    assert "no --trust anchor was given" in gate.stderr  # says why, not just VALID and exit 11
     run("verify", "--require-trusted", "--trust", work["signer"] / "ca.pem", signed, ok=(0,))
 
     if shutil.which("exiftool"):  # the independent reader (see test_exiftool_* for the skip)
