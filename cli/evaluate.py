@@ -39,13 +39,22 @@ def eval_command(directory: Path, sample: int, seed: int, target_fmr: float, as_
     click.echo(f"{result.directory}: originals {result.originals}, held-out {result.held_out}"
                + (f", {result.skipped_files} unreadable files skipped" if result.skipped_files else ""))
     click.echo("")
-    click.echo(f"{'media':6} {'family':18} {'n':>4} {'recall':>7} {'median value':>13}")
+    click.echo(f"{'media':6} {'family':18} {'n':>4} {'recall':>7}  median value against the original")
     for f in result.families:
-        mv = "-" if f.median_value is None else f"{f.median_value:g}"
-        click.echo(f"{f.media:6} {f.family:18} {f.n:4d} {f.recall:7.2f} {mv:>13}")
+        mv = "-" if f.median_value is None else f"{f.median_value:g} ({f.value_signal})"
+        click.echo(f"{f.media:6} {f.family:18} {f.n:4d} {f.recall:7.2f}  {mv}")
+    if result.misses:
+        click.echo("")
+        click.echo(f"missed copies ({len(result.misses)}; first 10, with each signal's value):")
+        for miss in result.misses[:10]:
+            vals = ", ".join(f"{s} {v:g}" for s, v in miss["values"].items()) or "no signal found it"
+            click.echo(f"  {miss['file']} [{miss['family']}]: {vals}")
     click.echo("")
     for media, rate in result.false_match_rate.items():
         click.echo(f"false matches on held-out {media} files: {rate:.3f} ({result.held_out[media]} files)")
+    for fm in result.false_matches[:10]:
+        click.echo(f"  {fm['file']}: {fm['verdict']} of {fm['item']} via {fm['signal']} "
+                   f"({fm['value']:g}, threshold {fm['threshold']:g})")
     click.echo("")
     click.echo(f"suggested thresholds (false-match rate on held-out files <= {result.target_fmr:g}):")
     for s in result.suggestions:

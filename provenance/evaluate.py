@@ -78,6 +78,11 @@ class EvalResult:
     suggestions: list[Suggestion] = field(default_factory=list)
     skipped_files: int = 0
     target_fmr: float = TARGET_FMR
+    #: Copies the check did not find: ``{"file", "family", "values"}`` (each calibrated signal's value
+    #: against the true original), so a miss can be explained.
+    misses: list[dict[str, Any]] = field(default_factory=list)
+    #: Held-out files the check matched: ``{"file", "verdict", "item", "signal", "value", "threshold"}``.
+    false_matches: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -194,6 +199,7 @@ def evaluate(directory: Path | str, *, sample: int = 50, seed: int = 0, target_f
                 per_family: dict[str, list[tuple[bool, float | None]]] = {f: [] for f in fams}
                 say(f"checking {len(originals)} x {len(fams)} transformed {media} copies")
                 for k, (orig, res) in enumerate(zip(originals, added)):
+                    say(f"  {media} copies of original {k + 1}/{len(originals)}")
                     for fam in fams:
                         frng = random.Random(rng.getrandbits(32))
                         if media == "image":
@@ -209,7 +215,11 @@ def evaluate(directory: Path | str, *, sample: int = 50, seed: int = 0, target_f
                         vals = _values(idx, copy, res.id, pre)
                         for s, v in vals.items():
                             true_vals.setdefault(s, []).append(v)
-                        per_family[fam].append((any(m.id == res.id for m in rep.matches), vals.get(key)))
+                        found = any(m.id == res.id for m in rep.matches)
+                        per_family[fam].append((found, vals.get(key)))
+                        if not found:
+                            result.misses.append({"file": orig.name, "family": fam,
+                                                  "values": {s: round(v, 4) for s, v in vals.items()}})
                 for fam, rows in per_family.items():
                     vs = [v for _, v in rows if v is not None]
                     result.families.append(FamilyResult(media, fam, len(rows),
@@ -221,6 +231,12 @@ def evaluate(directory: Path | str, *, sample: int = 50, seed: int = 0, target_f
                     pre = idx.precompute(c)
                     rep = idx.check_content(c, precomputed=pre)
                     matched += rep.verdict != "original"
+                    if rep.matches:
+                        m = rep.matches[0]
+                        result.false_matches.append({"file": c.name, "verdict": m.verdict, "item": m.path,
+                                                     "signal": m.signal, "value": round(m.distance if m.distance
+                                                                                        is not None else m.score, 4),
+                                                     "threshold": m.threshold})
                     for name, v in _values(idx, c, None, pre).items():
                         neg_vals.setdefault(name, []).append(v)
                 result.false_match_rate[media] = matched / len(held) if held else 0.0

@@ -42,6 +42,10 @@ def test_eval_reports_families_and_suggestions(tmp_path: Path) -> None:
     assert fams["jpeg"]["n"] == 3
     # Every calibrated image signal gets a suggestion (the registry decides, not the eval code).
     assert {s["signal"] for s in doc["suggestions"]} == {"pdq", "phash", "local-features"}
+    # Every miss is listed with the values that explain it; every false match with its value.
+    missed = sum(round(f["n"] * (1 - f["recall"])) for f in doc["families"])
+    assert len(doc["misses"]) == missed and all("values" in m and "family" in m for m in doc["misses"])
+    assert all({"file", "signal", "value", "threshold"} <= set(fm) for fm in doc["false_matches"])
     assert 0.0 <= doc["false_match_rate"]["image"] <= 1.0
 
 
