@@ -23,6 +23,7 @@ from .limits import budget_notes
 from .report import MAX_NEAR_MISSES, Match, Observation, Report, Verdict, match_from, verdict_rank
 from .signals import Fingerprint, Signal, SignalIndex, SignalSkipped, Variants, load_signals
 from .signals.exact import text_key
+from .textnorm import content_tokens
 
 #: Environment variable naming the index directory when ``--index`` is not given.
 INDEX_ENV = "PROVENANCE_INDEX"
@@ -307,7 +308,7 @@ class Index:
                         height=content.original_size[1])
         item = NewItem(sha256=content.sha256, path=content.name, source=source, media=content.media,
                        size=size if size is not None else len(content.data), metadata=meta, text=content.text,
-                       text_key=text_key(content.text) if content.text is not None else None)
+                       text_key=text_key(content_tokens(content)) if content.text is not None else None)
         for s in self.signals:
             if s.name in fingerprints:
                 self.adapter(s).store_fingerprints(fingerprints[s.name], item)
@@ -386,7 +387,8 @@ class Index:
         """
         pre = precomputed or {}
         # What each text's work budget cut (words too long, beyond the word or passage caps).
-        skipped: list[dict[str, str]] = budget_notes(content.text) if content.text is not None else []
+        skipped: list[dict[str, str]] = (budget_notes(content.text, tokens=content_tokens(content))
+                                         if content.text is not None else [])
         queries: list[tuple[SignalIndex[Any], Any]] = []
         for s in self.signals:
             if not s.accepts(content.media):

@@ -27,8 +27,12 @@ from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .content import Content
 
 #: Longest word kept whole; longer runs of word characters are cut into pieces of this length.
 #: 100 is also where the embedding model's WordPiece tokenizer gives up on a word (``[UNK]``).
@@ -153,6 +157,16 @@ def _word_runs(folded: str) -> tuple[np.ndarray, np.ndarray]:
         ends = np.minimum(starts + MAX_WORD_CHARS, np.repeat(run_ends, pieces))
         return starts, ends
     return run_starts, run_ends
+
+
+def content_tokens(content: Content) -> Tokens:
+    """``tokenize(content.text)``, once per :class:`~provenance.content.Content`: the exact-text key, the
+    shingles and the work-budget note of one check all need the same words, and folding is the costly part."""
+    tokens = content.meta.get("tokens")
+    if tokens is None:
+        assert content.text is not None
+        tokens = content.meta["tokens"] = tokenize(content.text)
+    return tokens
 
 
 def tokenize(text: str, max_words: int = MAX_WORDS) -> Tokens:

@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..content import Content
 from ..report import Evidence, Observation
-from ..textnorm import tokenize
+from ..textnorm import Tokens, content_tokens, tokenize
 from .base import Fingerprint, Signal, SignalIndex, Variants
 
 if TYPE_CHECKING:
     from ..indexes.catalog import ItemRow
 
 
-def text_key(text: str) -> str:
+def text_key(text: str | Tokens) -> str:
     """Hash of the normalised word sequence: equal for texts that differ only in spacing, case,
-    Unicode form, zero-width characters or homoglyphs."""
-    return hashlib.sha256(" ".join(tokenize(text).words).encode()).hexdigest()
+    Unicode form, zero-width characters or homoglyphs (pass the tokens when they are already made)."""
+    tokens = tokenize(text) if isinstance(text, str) else text
+    return hashlib.sha256(" ".join(tokens.words).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class ExactIndex(SignalIndex[ExactQuery]):
         """Nothing to store: every catalog row already has its sha256 and text key."""
 
     def prepare(self, content: Content, variants: Variants | None) -> ExactQuery:
-        return ExactQuery(content.sha256, text_key(content.text) if content.text is not None else None)
+        return ExactQuery(content.sha256, text_key(content_tokens(content)) if content.text is not None else None)
 
     def candidates(self, query: ExactQuery) -> list[int]:
         cat = self.store.catalog

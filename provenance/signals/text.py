@@ -17,7 +17,7 @@ import numpy as np
 from ..align import Region, align, covered
 from ..content import Content
 from ..report import Evidence, Observation, Span
-from ..textnorm import MAX_WORD_CHARS, Tokens, iter_sentence_spans, snippet, tokenize
+from ..textnorm import MAX_WORD_CHARS, Tokens, content_tokens, iter_sentence_spans, snippet, tokenize
 from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Store, Variants
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class ShingleSignal(Signal):
     def grams(self, content: Content) -> tuple[Tokens, np.ndarray]:
         """The folded words of ``content`` and the hash of every n-gram (``SignalSkipped`` if too short)."""
         assert content.text is not None
-        tokens = tokenize(content.text)
+        tokens = content_tokens(content)
         if len(tokens) < self.n:
             raise SignalSkipped(f"fewer than {self.n} words")
         return tokens, shingle_hashes(tokens, self.n)
