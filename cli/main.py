@@ -386,9 +386,11 @@ from .evaluate import eval_command  # noqa: E402
 
 main.add_command(eval_command, "eval")
 
+from .doctor import doctor  # noqa: E402  (issue 12)
 from .serve import serve  # noqa: E402  (issue 13; FastAPI is imported only when it runs)
 
 main.add_command(serve)
+main.add_command(doctor)
 
 
 if __name__ == "__main__":  # pragma: no cover
