@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from .exit_codes import (
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_INDEX", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_MANIFEST", "EXIT_MATCH",
            "EXIT_MISSING", "EXIT_OK", "EXIT_USAGE", "echo_json", "follow_links_option", "handle_errors",
-           "index_option", "open_index", "quiet_option", "warn"]
+           "index_option", "open_index", "progress_option", "quiet_option", "StatusLine", "warn"]
 #: Set to get the full traceback of an internal error.
 DEBUG_ENV = "PROVENANCE_DEBUG"
 
@@ -37,6 +39,9 @@ index_option = click.option(
     default=None, show_envvar=True,
     help="Index directory (default: $PROVENANCE_INDEX, else ./.provenance).")
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="No progress or warnings on stderr.")
+progress_option = click.option(
+    "--progress/--no-progress", "progress", default=None,
+    help="Show what is being worked on, on stderr (default: when stderr is a terminal and not --quiet).")
 #: Issue 11: walks stay inside the folders given unless asked.
 follow_links_option = click.option(
     "--follow-links", is_flag=True,
@@ -85,3 +90,41 @@ def handle_errors(fn: Callable) -> Callable:
             sys.exit(EXIT_INTERNAL)
 
     return wrapper
+
+
+class StatusLine:
+    """Progress on stderr: redrawn in place on a terminal, one line per message otherwise (when asked for
+    with ``--progress``, e.g. in a CI log). Messages carry the elapsed time, so a slow stage shows itself."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.live = sys.stderr.isatty()
+        self.t0 = time.perf_counter()
+        self.width = 0
+
+    @classmethod
+    def from_options(cls, progress: bool | None, quiet: bool) -> StatusLine:
+        """On when ``--progress``; off when ``--no-progress`` or ``--quiet``; else when stderr is a terminal."""
+        return cls(progress if progress is not None else (not quiet and sys.stderr.isatty()))
+
+    def show(self, message: str) -> None:
+        """Replace the current status with ``message``."""
+        if not self.enabled:
+            return
+        text = f"{message} ({time.perf_counter() - self.t0:.1f} s)"
+        if self.live:
+            cols = shutil.get_terminal_size((100, 20)).columns - 1
+            if len(text) > cols:  # keep the end: the stage and the time matter more than a long path
+                text = "…" + text[len(text) - cols + 1:]
+            sys.stderr.write("\r" + text.ljust(self.width))
+            self.width = len(text)
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        """Remove the status line before results are printed."""
+        if self.enabled and self.live and self.width:
+            sys.stderr.write("\r" + " " * self.width + "\r")
+            sys.stderr.flush()
+            self.width = 0

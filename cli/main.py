@@ -17,11 +17,13 @@ from .common import (
     EXIT_BAD_INPUT,
     EXIT_MATCH,
     EXIT_OK,
+    StatusLine,
     echo_json,
     follow_links_option,
     handle_errors,
     index_option,
     open_index,
+    progress_option,
     quiet_option,
     warn,
 )
@@ -143,11 +145,12 @@ class _NoBar:
                    "watermarks), reported under 'provenance'.")
 @follow_links_option  # issue 11
 @index_option
+@progress_option
 @quiet_option
 @handle_errors
 def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, recursive: bool,
           allow_sources: tuple[str, ...], origin: bool, follow_links: bool, index_path: Path | None,
-          quiet: bool) -> None:
+          progress: bool | None, quiet: bool) -> None:
     """Check drafts and images ('-' reads stdin) against the index.
 
     Verdicts, strongest first: exact, near-duplicate, paraphrase, original. Exit codes: 0 clean,
@@ -167,9 +170,12 @@ def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, 
     reports: list[Report] = []
     bad = 0
 
+    status = StatusLine.from_options(progress, quiet)
+
     def on_error(p: Path, why: str) -> None:
         nonlocal bad
         bad += 1
+        status.clear()
         click.echo(f"skipped {p}: {why}", err=True)
 
     try:
@@ -180,17 +186,21 @@ def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, 
             else:
                 inputs.extend((f, str(f)) for f in iter_files([p], recursive=recursive, on_error=on_error,
                                                               follow_links=follow_links))
-        for src, name in inputs:
+        for n, (src, name) in enumerate(inputs, 1):
+            where = f"[{n}/{len(inputs)}] {printable(name)}" if len(inputs) > 1 else printable(name)
             try:
                 report = idx.check(src if isinstance(src, bytes) else Path(src), name, origin=origin,
-                                   allow_sources=allow_sources)
+                                   allow_sources=allow_sources,
+                                   progress=lambda stage, where=where: status.show(f"{where}: {stage}"))
             except BadInputError as exc:
                 on_error(Path(name), str(exc).removeprefix(f"{name}: "))
                 continue
             reports.append(report)
             if as_jsonl:
+                status.clear()
                 click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     finally:
+        status.clear()
         idx.close()
     if as_json:
         echo_json(reports_document(reports))

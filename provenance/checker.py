@@ -38,6 +38,8 @@ OWN_DISCLOSURE_SOURCE = "disclosed"
 
 #: Per signal name: cached query variants (what ``audit`` computed in its workers), or why it skipped.
 Precomputed = Mapping[str, Variants | SignalSkipped]
+#: Told each stage of a check as it starts (``"text-embed: fingerprinting 12,000 words"``).
+Progress = Callable[[str], None]
 
 
 def default_index_path() -> Path:
@@ -333,18 +335,22 @@ class Index:
 
     # -- checking ---------------------------------------------------------------------------------
     def check(self, source: Source, name: str | None = None, *, origin: bool = True,
-              allow_sources: Iterable[str] = ()) -> Report:
+              allow_sources: Iterable[str] = (), progress: Progress | None = None) -> Report:
         """Check one file, bytes or text against the index and return its :class:`Report`.
 
         With ``origin`` (the default) a file's or bytes' own provenance is read too (C2PA manifest,
         IPTC source type, generator settings, watermarks: :func:`provenance.origin.inspect_origin`) and
         reported under ``provenance``; damage there is listed in it, never fatal to the check.
+        ``progress`` is told each stage as it starts (for a status line on long inputs).
         """
+        say = progress or _silent
+        say("reading")
         content = load_content(source, name)
-        report = self.check_content(content, allow_sources=allow_sources)
+        report = self.check_content(content, allow_sources=allow_sources, progress=progress)
         path = source_path(source, name)
         if origin and (path is not None or isinstance(source, bytes)):
             from .origin import inspect_origin
+            say("reading what the file says about its origin")
             where: Path | bytes = path if path is not None else content.data
             try:
                 report.origin = inspect_origin(where, name=content.name)
@@ -377,14 +383,16 @@ class Index:
         return out
 
     def observe(self, content: Content, *, precomputed: Precomputed | None = None,
-                only: Iterable[int] | None = None) -> Observed:
+                only: Iterable[int] | None = None, progress: Progress | None = None) -> Observed:
         """Every installed signal's observations of ``content`` against the items it finds.
 
         Each signal that accepts the content prepares its query (from ``precomputed`` variants when
         given), proposes candidates, and every candidate of the same media is verified by every such
         signal, so the evidence shows all signals' values, not only the one that found the item. With
-        ``only``, those items are verified whether or not a search finds them (calibration).
+        ``only``, those items are verified whether or not a search finds them (calibration). ``progress``
+        is told each stage as it starts.
         """
+        say = progress or _silent
         pre = precomputed or {}
         # What each text's work budget cut (words too long, beyond the word or passage caps).
         skipped: list[dict[str, str]] = (budget_notes(content.text, tokens=content_tokens(content))
@@ -402,16 +410,20 @@ class Index:
                 if isinstance(cached, SignalSkipped):
                     raise cached
                 adapter = self.adapter(s)
+                if cached is None:
+                    say(f"{s.name}: fingerprinting {_size(content)}")
                 queries.append((adapter, adapter.prepare(content, cached)))
             except SignalSkipped as exc:
                 skipped.append({"signal": s.name, "reason": str(exc)})
         wanted: dict[int, None] = dict.fromkeys(only) if only is not None else {}
         if only is None:
             for adapter, q in queries:
+                say(f"{adapter.signal.name}: searching")
                 wanted.update(dict.fromkeys(adapter.candidates(q)))
         items = {i: row for i, row in self.catalog.get_items(wanted).items() if row.media == content.media}
         observations: dict[int, list[Observation]] = {}
-        for item_id, row in items.items():
+        for n, (item_id, row) in enumerate(items.items(), 1):
+            say(f"verifying candidate {n} of {len(items)}")
             obs = [o for adapter, q in queries if (o := adapter.verify(q, content, row)) is not None]
             if obs:
                 observations[item_id] = obs
@@ -419,16 +431,16 @@ class Index:
 
     def check_content(self, content: Content, *, precomputed: Precomputed | None = None,
                       exclude: Iterable[int] = (), only: Iterable[int] | None = None,
-                      allow_sources: Iterable[str] = ()) -> Report:
+                      allow_sources: Iterable[str] = (), progress: Progress | None = None) -> Report:
         """Check already loaded content (``precomputed`` and ``only``: see :meth:`observe`; ``exclude``:
         item ids left out, e.g. the item itself in a self-join).
 
         Matches against ``allow_sources`` (the user's own archive, a licensed source) and exact matches
         against the user's own disclosures stay in the report, marked ``allowed`` with the reason, and do
-        not count towards the verdict.
+        not count towards the verdict. ``progress``: see :meth:`observe`.
         """
         allowed_sources = set(allow_sources)
-        seen = self.observe(content, precomputed=precomputed, only=only)
+        seen = self.observe(content, precomputed=precomputed, only=only, progress=progress)
         skip = set(exclude)
         matches: list[Match] = []
         near: list[Match] = []
@@ -509,6 +521,19 @@ class Index:
             if owner is not None and d < best.get(owner[0], float("inf")):
                 best[owner[0]] = d
         return sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:max_results]
+
+
+def _silent(stage: str) -> None:
+    return None
+
+
+def _size(content: Content) -> str:
+    """``1,234 words`` or ``4000x3000 px``: what a stage message says it is working on."""
+    if content.text is not None:
+        return f"{len(content_tokens(content)):,} words"
+    if content.image is not None:
+        return "{}x{} px".format(*content.original_size) if content.original_size else "the image"
+    return "the content"
 
 
 def _label(src: Source) -> str:

@@ -155,3 +155,51 @@ def test_file_names_cannot_break_or_disguise_table_rows(env) -> None:
     assert r.exit_code == 0
     first = r.stdout.splitlines()[0]
     assert "\\u202e" in first and "\\n" in first and first.endswith("ORIGINAL")
+
+
+def test_check_shows_progress_per_file_and_stage_when_asked(env):
+    """Issue 12 item 7: a long check says what it is working on (on a terminal by default; --progress
+    forces it into a log, --no-progress / --quiet / a pipe keep stderr clean)."""
+    tmp, src, drafts = env
+    idx = tmp / "idx"
+    assert run("add", "--index", idx, "--recursive", src).exit_code == 0
+    files = [drafts / "draft-copied.md", drafts / "draft-original.md"]
+    r = run("check", "--index", idx, "--json", "--progress", *files)
+    assert r.exit_code == 1
+    lines = r.stderr.splitlines()
+    assert any(line.startswith("[1/2] ") and "draft-copied.md: text-embed: fingerprinting" in line
+               and "words" in line for line in lines), lines
+    assert any(line.startswith("[1/2] ") and "verifying candidate 1 of" in line for line in lines), lines
+    assert any(line.startswith("[2/2] ") and "draft-original.md: text-xlingual: searching" in line for line in lines)
+    assert json.loads(r.stdout)["reports"][0]["verdict"] == "near-duplicate"  # stdout stays pure JSON
+    quiet = run("check", "--index", idx, "--json", *files)  # not a terminal: no progress by default
+    assert quiet.exit_code == 1 and quiet.stderr == ""
+
+
+def test_check_progress_is_on_by_default_on_a_terminal_and_leaves_no_trace(env):
+    """On a real terminal (a pty) the status line is redrawn in place and erased before results print."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    tmp, src, drafts = env
+    idx = tmp / "idx"
+    assert run("add", "--index", idx, "--recursive", src).exit_code == 0
+    leader, follower = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "provenance.cli.main", "check", "--index", str(idx),
+                           "draft-original.md"], cwd=drafts, stdout=subprocess.PIPE, stderr=follower, timeout=600)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the follower side is closed and drained
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert proc.returncode == 0 and b"ORIGINAL" in proc.stdout
+    assert b"\rdraft-original.md: text-embed: fingerprinting" in seen, seen
+    assert seen.rstrip(b" ").endswith(b"\r"), seen[-200:]  # the last write erases the status line
