@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..content import Content
 from ..localfeatures import SCORE_THRESHOLD, DescriptorIndex, Features, Verification, extract_query, verify_query
-from ..report import Evidence, Observation
+from ..report import Evidence, ImageRegions, Observation
 from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Store, Variants
 
 if TYPE_CHECKING:
@@ -46,6 +46,34 @@ class LocalEvidence(Evidence):
         mirror = ", mirrored" if v.mirrored else ""
         return (f"{v.inliers} matching keypoints; {v.reference_coverage:.0%} of the indexed image in view, "
                 f"scale {v.scale:.2f}, rotated {v.rotation_degrees:.0f}°{mirror}, pixel score {v.score:.3f}")
+
+    def image_regions(self) -> ImageRegions | None:
+        """The overlap and matched-keypoint polygons in both images, and the transform in words."""
+        v = self.verification
+        if not (v.query_size[0] and v.reference_size[0] and v.query_polygon and v.reference_polygon):
+            return None  # evidence from before the sizes were recorded: nothing to scale the polygons by
+        return ImageRegions(v.query_size, v.reference_size, tuple(v.query_polygon), tuple(v.reference_polygon),
+                            tuple(v.matched_query_polygon), tuple(v.matched_reference_polygon),
+                            transform_words(v))
+
+
+def transform_words(v: Verification) -> str:
+    """How the indexed image became the checked one, for a person: e.g. ``mirrored left to right, rotated
+    8° counter-clockwise, scaled to 0.80×; the checked image shows 63% of the indexed one``."""
+    parts = ["mirrored left to right"] if v.mirrored else []
+    # The homography maps reference pixels to query pixels in image coordinates (y down), so a positive
+    # angle turns the picture clockwise on screen.
+    deg = round(abs(v.rotation_degrees))
+    if deg >= 1:
+        parts.append(f"rotated {deg}° {'clockwise' if v.rotation_degrees > 0 else 'counter-clockwise'}")
+    # ``v.scale`` is in working pixels (both images resized to one side first); a person means pixels
+    # of the files, which the original-pixel homography gives (its linear part's determinant).
+    h = v.homography
+    scale = abs(h[0][0] * h[1][1] - h[0][1] * h[1][0]) ** 0.5 if h else v.scale
+    if abs(scale - 1) >= 0.05:
+        parts.append(f"scaled to {scale:.2f}×")
+    head = ", ".join(parts) if parts else "same orientation and scale"
+    return f"{head}; the checked image shows {v.reference_coverage:.0%} of the indexed one"
 
 
 @dataclass
