@@ -146,7 +146,8 @@ matching keypoints.</p>{% endif -%}
 {% if more_clusters %}<p>{{ more_clusters }} more clusters in the table below.</p>{% endif %}
 <h2 id="matches">Copies of indexed content: {{ n_matched }} {{ "file" if n_matched == 1 else "files" }}</h2>
 {% for m in matched -%}
-<div class="cluster" data-verdict="{{ m.verdict }}" id="{{ m.anchor }}"><div class="gallery">{{ thumb(m.thumb) }}</div>
+<div class="cluster" data-verdict="{{ m.verdict }}" id="{{ m.anchor }}">\
+{% if not m.evidence.regions %}<div class="gallery">{{ thumb(m.thumb) }}</div>{% endif %}
 <p><span class="v-{{ m.verdict }}">{{ m.verdict }}</span> copy of indexed item {{ m.what }}</p>
 {{ evidence(m.evidence) }}
 </div>
@@ -263,27 +264,41 @@ def _same_line(match: Match, other: str) -> str | None:
     return f"the same text as {other} ({visible(how)})"
 
 
+def _overlap(span: Span, shown: list[tuple[int, int]]) -> float:
+    """Share of ``span`` already inside the ``shown`` ranges."""
+    covered = sum(max(0, min(span.end, e) - max(span.start, s)) for s, e in shown)
+    return covered / max(1, span.end - span.start)
+
+
 def _span_pairs(match: Match, limit: int = 3) -> list[tuple[Span, Span]]:
     """The passages worth reading for a match: the deciding signal's span pairs first, then other passing
-    signals' pairs only where they show a part of the draft not shown yet (no signal is named here).
+    signals' pairs only where they show a part of either text not shown yet (no signal is named here).
 
-    Spans that are already covered (a 16-word run inside a 100-word run another signal found, a
-    passage pair of the embedding inside a copied region) are redundant and dropped.
+    A text with repeated lines gives a signal many pairs for one passage (line 3 of the draft against
+    lines 0, 1, 2 and 3 of the source); those read as trivial matches between lines of one file. Longer
+    pairs go first and, among equally long ones, the pair that keeps the alignment of the pairs already
+    shown (the same draft-to-source offset); a pair half covered on either side by one shown is dropped.
     """
     obs = sorted((o for o in match.observations if o.evidence is not None and o.passed),
                  key=lambda o: o.signal != match.signal)
-    shown: list[tuple[int, int]] = []
+    shown_d: list[tuple[int, int]] = []
+    shown_s: list[tuple[int, int]] = []
     out: list[tuple[Span, Span]] = []
+    offset: int | None = None
     for o in obs:
         assert o.evidence is not None
-        for d, src in o.evidence.span_pairs():
+        pairs = o.evidence.span_pairs()
+        if offset is None and pairs:
+            first = max(pairs, key=lambda p: p[0].end - p[0].start)
+            offset = first[1].start - first[0].start
+        base = offset or 0
+        for d, src in sorted(pairs, key=lambda p: (-(p[0].end - p[0].start), abs(p[1].start - p[0].start - base))):
             if len(out) >= limit:
                 return out
-            length = max(1, d.end - d.start)
-            covered = sum(max(0, min(d.end, e) - max(d.start, s)) for s, e in shown)
-            if covered >= 0.5 * length:
+            if _overlap(d, shown_d) >= 0.5 or _overlap(src, shown_s) >= 0.5:
                 continue
-            shown.append((d.start, d.end))
+            shown_d.append((d.start, d.end))
+            shown_s.append((src.start, src.end))
             out.append((d, src))
     return out
 
@@ -330,7 +345,8 @@ def _evidence_view(result: AuditResult, i: int, match: Match, other_label: str, 
     a_label = visible(it.path)
     same = _same_line(match, other_label)
     if same is not None:
-        return {"same": f"{a_label}: {same}"}
+        return {"same": f"{a_label}: {same}", "head": "", "a_label": a_label, "b_label": other_label,
+                "regions": None, "passages": []}
     o = _deciding(match)
     how = o.evidence.summary() if o is not None and o.evidence is not None else None
     head = f"{match.verdict} ({_facts(('matched by', match.signal), ('', how))})"

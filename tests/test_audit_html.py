@@ -25,7 +25,7 @@ from PIL import Image
 
 from provenance import Index
 from provenance.audit import AuditResult, audit
-from provenance.audit_html import CSP, write_html
+from provenance.audit_html import CSP, render_html, write_html
 from provenance.signals.local import LocalEvidence
 from tests.test_localfeatures import scene
 
@@ -184,6 +184,28 @@ def test_local_feature_regions_are_drawn_on_both_images(report: dict[str, Any]) 
     # The hostile name stays text in the overlay's labels.
     assert "<i>" not in page and not [t for t, _ in tags if t == "i"]
     assert "scene&#34;&lt;i&gt;crop.jpg" in page
+
+
+def test_repeated_lines_show_aligned_passages_only(tmp_path: Path) -> None:
+    """A near-duplicate of a text with repeated lines: each signal finds line 3 of one against lines 0 to
+    3 of the other; the page shows each passage once, against the line it was copied from."""
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "log.txt").write_text(LOG)
+    (folder / "log-edited.txt").write_text(LOG.replace("Line 3: the harbour master", "Line 3: an old harbour clerk")
+                                           .replace("Line 5", "Finally"))
+    result = audit([folder], state_path=tmp_path / "state.sqlite", workers=1)
+    assert [c.verdict for c in result.clusters] == ["near-duplicate"]
+    page = render_html(result)
+    pairs = re.findall(r'<div class="pair"><div>.*?<mark>(.*?)</mark>.*?</div><div>.*?<mark>(.*?)</mark>', page,
+                       re.S)
+    assert 1 <= len(pairs) <= 3
+    for a, b in pairs:
+        lines_a, lines_b = set(re.findall(r"Line (\d)", a)), set(re.findall(r"Line (\d)", b))
+        # The same lines on both sides (line 5 became "Finally" in the copy), never shifted ones.
+        assert lines_a & lines_b and (lines_a ^ lines_b) <= {"5"}, (a, b)
+    starts = [a[:20] for a, _ in pairs]
+    assert len(set(starts)) == len(starts)  # no passage twice
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
