@@ -124,8 +124,8 @@ role="img" aria-label="matching region">{% else %}<svg class="frame" width="200"
 viewBox="0 0 {{ o.w }} {{ o.h }}" preserveAspectRatio="none" role="img" aria-label="matching region">\
 <rect class="frame" width="{{ o.w }}" height="{{ o.h }}"/>{% endif %}<polygon class="region" \
 points="{{ o.region }}"/>{% if o.matched %}<polygon class="matched" points="{{ o.matched }}"/>{% endif %}</svg>\
-{% if o.thumb %}</div>{% endif %}<figcaption>{{ o.label }}{% if not o.thumb %} (not in this archive: its frame, \
-{{ o.w }}×{{ o.h }} pixels){% endif %}</figcaption></figure>{%- endmacro -%}
+{% if o.thumb %}</div>{% endif %}<figcaption>{{ o.label }}{% if o.note %} ({{ o.note }}){% endif %}\
+</figcaption></figure>{%- endmacro -%}
 {%- macro evidence(p) -%}
 {% if p.same %}<p class="same">{{ p.same }}</p>{% else %}<p class="why">{{ p.head }}</p>
 {%- if p.regions %}<div class="regions">{{ overlay(p.regions.a) }}{{ overlay(p.regions.b) }}</div>\
@@ -311,15 +311,20 @@ def _points(poly: Any) -> str:
         return ""
 
 
-def _overlay(label: str, thumb: str | None, size: tuple[int, int], region: Any, matched: Any) -> dict[str, Any]:
+def _overlay(label: str, thumb: str | None, size: tuple[int, int], region: Any, matched: Any,
+             indexed: bool = False) -> dict[str, Any]:
     """One image of a local match with its polygons, in the coordinates of the evidence's image size.
 
     The SVG's viewBox is the image size the polygons refer to and it is stretched over the thumbnail
     (``preserveAspectRatio="none"``): the thumbnail is that image scaled, so the polygons land on it.
     """
     w, h = max(1, int(size[0])), max(1, int(size[1]))
+    note = ""
+    if indexed:  # the indexed image is not in the archive: say what stands in for it
+        note = (f"indexed image, {w}×{h}: greyscale preview kept with its features" if thumb
+                else f"indexed image, {w}×{h}: its frame")
     return {"label": label, "thumb": thumb, "w": w, "h": h, "frame_h": round(200 * h / w),
-            "region": _points(region), "matched": _points(matched)}
+            "region": _points(region), "matched": _points(matched), "note": note}
 
 
 def _regions_view(match: Match, a: dict[str, Any], b: dict[str, Any] | None, b_label: str
@@ -331,8 +336,8 @@ def _regions_view(match: Match, a: dict[str, Any], b: dict[str, Any] | None, b_l
         if r is None:
             continue
         return {"a": _overlay(a["label"], a["thumb"], r.query_size, r.query_region, r.query_matched),
-                "b": _overlay(b_label, b["thumb"] if b else None, r.reference_size, r.reference_region,
-                              r.reference_matched),
+                "b": _overlay(b_label, b["thumb"] if b else safe_thumbnail(r.reference_thumbnail),
+                              r.reference_size, r.reference_region, r.reference_matched, indexed=b is None),
                 "transform": visible(r.transform)}
     return None
 

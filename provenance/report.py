@@ -94,6 +94,9 @@ class ImageRegions:
     reference_matched: tuple[tuple[float, float], ...]
     #: The transform from the indexed image to the checked one, in words (``scaled 0.80×, rotated 8° ...``).
     transform: str
+    #: A small picture of the indexed image (base64 JPEG) when the evidence holds one: the report shows
+    #: it where the indexed image itself is not at hand (an index match; the archive has its own).
+    reference_thumbnail: str | None = None
 
 
 def _jsonable(v: Any) -> Any:

@@ -161,6 +161,8 @@ def test_local_feature_regions_reach_the_renderer_and_the_json(report: dict[str,
     regions = ev.image_regions()
     assert regions is not None and regions.query_size == (340, 250) and regions.reference_size == (480, 360)
     assert regions.transform.startswith("rotated 8° counter-clockwise")
+    # The indexed image is not in the archive: its preview comes with the evidence (a JPEG, not in the JSON).
+    assert regions.reference_thumbnail and base64.b64decode(regions.reference_thumbnail)[:3] == b"\xff\xd8\xff"
     doc = json.loads(json.dumps(result.to_dict()))
     local = next(x for x in doc["items"][i]["index_matches"][0]["evidence"].values() if "query_polygon" in x)
     assert local["query_size"] == [340, 250] and len(local["reference_polygon"]) >= 3
@@ -174,13 +176,14 @@ def test_local_feature_regions_are_drawn_on_both_images(report: dict[str, Any]) 
     page = report["html"]
     tags = _read(page).tags
     svgs = [a for t, a in tags if t == "svg"]
-    # The cluster pair (both thumbnails) and the index match (the thumbnail and the indexed image's frame).
+    # The cluster pair (both thumbnails) and the index match (its thumbnail and the indexed image's preview).
     assert len(svgs) == 4
     assert {a["viewbox"] for a in svgs} == {"0 0 300 229", "0 0 480 360", "0 0 340 250"}
     polys = [a for t, a in tags if t == "polygon"]
     assert sum(a["class"] == "region" for a in polys) == 4 and sum(a["class"] == "matched" for a in polys) == 4
     assert "Matching region: rotated 8° counter-clockwise" in page
     assert "Matching region: scaled to 0.79×" in page
+    assert "indexed image, 480×360: greyscale preview" in page
     # The hostile name stays text in the overlay's labels.
     assert "<i>" not in page and not [t for t, _ in tags if t == "i"]
     assert "scene&#34;&lt;i&gt;crop.jpg" in page
@@ -261,6 +264,6 @@ def test_counts_agree_with_the_filters_in_chromium(report: dict[str, Any], tmp_p
     # The first screen (1200x900) says what matters: the summary and the list of findings fit on it.
     assert probe["firstBottom"] <= probe["viewport"]
     # Each polygon layer lies exactly over its thumbnail.
-    assert len(probe["overlays"]) == 3
+    assert len(probe["overlays"]) == 4  # both images of the archive pair and of the index match
     for o in probe["overlays"]:
         assert o[2] > 50 and all(abs(o[k] - o[k + 4]) < 1.5 for k in range(4)), o

@@ -15,8 +15,12 @@ every search (a per-process cost: about 10k images a second to load).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import io
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..content import Content
 from ..localfeatures import SCORE_THRESHOLD, DescriptorIndex, Features, Verification, extract_query, verify_query
@@ -35,6 +39,9 @@ class LocalEvidence(Evidence):
     """The verified correspondence: which region of each image matches, under which transform."""
 
     verification: Verification
+    #: The indexed image's stored greyscale thumbnail (a few KB of pixels, kept with the features for the
+    #: pixel check); only :meth:`image_regions` uses it, so the JSON stays the verification's fields.
+    reference_pixels: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The verification's fields: polygons in both images, homography, scale, rotation, scores."""
@@ -54,7 +61,17 @@ class LocalEvidence(Evidence):
             return None  # evidence from before the sizes were recorded: nothing to scale the polygons by
         return ImageRegions(v.query_size, v.reference_size, tuple(v.query_polygon), tuple(v.reference_polygon),
                             tuple(v.matched_query_polygon), tuple(v.matched_reference_polygon),
-                            transform_words(v))
+                            transform_words(v), _jpeg_base64(self.reference_pixels))
+
+
+def _jpeg_base64(pixels: np.ndarray | None) -> str | None:
+    """Greyscale pixels as a base64 JPEG (encoded on demand: most evidence is never drawn)."""
+    if pixels is None or pixels.ndim != 2 or 0 in pixels.shape:
+        return None
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "L").save(buf, "JPEG", quality=80)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def transform_words(v: Verification) -> str:
@@ -118,16 +135,18 @@ class LocalFeatureIndex(SignalIndex[LocalQuery]):
         if not stored:
             return None
         best: Verification | None = None
+        best_ref: Features | None = None
         for blob in stored:
             try:
-                v = verify_query((query.plain, query.mirrored), Features.from_bytes(blob))
+                ref = Features.from_bytes(blob)
+                v = verify_query((query.plain, query.mirrored), ref)
             except ValueError:
                 continue
             if v is not None and (best is None or v.score > best.score):
-                best = v
+                best, best_ref = v, ref
         if best is None:
             return None
-        return self.observation(best.score, best.score, LocalEvidence(best))
+        return self.observation(best.score, best.score, LocalEvidence(best, best_ref.thumb if best_ref else None))
 
 
 class LocalFeatureSignal(Signal):
