@@ -13,8 +13,16 @@ Safe by construction rather than by hand-placed escapes (issue 11):
   as visible ``⟪U+202E⟫`` marks, so ``report<U+202E>txt.exe<U+202C>.txt`` cannot pose as
   ``reportexe.txt.txt``.
 
+The page reads as a person asks (issue: a newcomer's first report): one sentence of what was found, a
+"Look at first" list linking to the strongest findings, then the evidence per finding, then every file.
+Every count comes from one list of rows (files the walk skipped are rows too), so the summary, the filter
+labels and the rows a filter shows agree; raw counters stay in the JSON export. An ``exact`` pair is one
+line (``identical bytes to X``); passages are the deciding signal's, others' only where they add text;
+an image match that locates its regions (:meth:`~provenance.report.Evidence.image_regions`) is drawn as
+SVG polygons over both thumbnails, with the transform in words.
+
 The view is built by small functions (``_item_view``, ``_pair_views``, ``_index_match_view``) that read the
-records and ask each match's typed evidence for its summary and spans; no signal is named here.
+records and ask each match's typed evidence for its summary, spans and regions; no signal is named here.
 Nothing refers to the network, so the page opens the same offline, from e-mail or a share.
 """
 
@@ -38,6 +46,9 @@ from .report import Match, Observation, Span, verdict_rank
 
 #: Clusters drawn as galleries; the rest are listed in the items table (keeps the page size bounded).
 MAX_CLUSTERS_SHOWN = 300
+#: Pairs shown with their evidence per cluster (a spanning forest: n - 1 pairs for n copies); each image
+#: pair repeats both thumbnails under its drawn regions, so this bounds the page as well.
+MAX_PAIRS_PER_CLUSTER = 5
 #: Characters of context around a highlighted passage.
 CONTEXT = 120
 #: Longest thumbnail accepted from the state database (base64 characters); real ones are a few KB.
@@ -475,7 +486,7 @@ def render_html(result: AuditResult) -> str:
     shown = result.clusters[:MAX_CLUSTERS_SHOWN]
     clusters = [{"id": c.id, "size": len(c.members), "verdict": c.verdict,
                  "thumbs": [_item_view(result, m, m == c.representative) for m in c.members],
-                 "pairs": [_pair_views(result, e) for e in c.edges[:5]]} for c in shown]
+                 "pairs": [_pair_views(result, e) for e in c.edges[:MAX_PAIRS_PER_CLUSTER]]} for c in shown]
     matched = [i for i, it in enumerate(result.items) if it.ok and it.index_verdict != "original"]
     # One list of rows is the source of truth for every count: files the walk could not even open are
     # rows too (verdict ``error``), so the summary, the filters and the table cannot disagree.
