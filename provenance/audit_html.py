@@ -305,13 +305,13 @@ def _span_pairs(match: Match, limit: int = 3) -> list[tuple[Span, Span]]:
         base = offset or 0
         for d, src in sorted(pairs, key=lambda p: (-(p[0].end - p[0].start), abs(p[1].start - p[0].start - base))):
             if len(out) >= limit:
-                return out
+                break
             if _overlap(d, shown_d) >= 0.5 or _overlap(src, shown_s) >= 0.5:
                 continue
             shown_d.append((d.start, d.end))
             shown_s.append((src.start, src.end))
             out.append((d, src))
-    return out
+    return sorted(out, key=lambda p: p[0].start)  # chosen longest first, read in the draft's order
 
 
 def _points(poly: Any) -> str:
