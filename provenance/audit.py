@@ -153,7 +153,12 @@ class AuditResult:
     index_path: str | None
 
     def summary(self) -> dict[str, Any]:
-        """Counts for the report's head."""
+        """Counts for the JSON export (the HTML page words them itself).
+
+        ``errors`` counts every file that could not be audited: items that failed to read or decode and
+        paths the walk skipped (``walk_errors``); ``verdicts["error"]`` counts only the former, as
+        ``verdicts`` counts ``items``. The HTML page lists the skipped paths as rows too, so its filter
+        counts and its summary agree."""
         verdicts = {v: 0 for v in (*VERDICTS, "error")}
         for it in self.items:
             verdicts[it.verdict] += 1

@@ -411,6 +411,10 @@ class Verification:
     matched_reference_polygon: list[tuple[float, float]] = field(default_factory=list)
     level: str = "near-duplicate"
     details: dict[str, float] = field(default_factory=dict)
+    #: ``(width, height)`` of the images the polygons' coordinates refer to (the decoded, EXIF-upright
+    #: images the features were extracted from), so a report can scale them onto a thumbnail.
+    query_size: tuple[int, int] = (0, 0)
+    reference_size: tuple[int, int] = (0, 0)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -419,6 +423,7 @@ class Verification:
         for k in ("matched_query_polygon", "matched_reference_polygon"):
             d[k] = [[round(x, 1), round(y, 1)] for x, y in getattr(self, k)]
         d["homography"] = [[round(v, 6) for v in row] for row in self.homography]
+        d["query_size"], d["reference_size"] = list(self.query_size), list(self.reference_size)
         return d
 
 
@@ -564,6 +569,7 @@ def verify(query: Features, reference: Features, min_inliers: int = MIN_INLIERS)
         query_coverage=q_cov, reference_coverage=r_cov, scale=scale, rotation_degrees=rot,
         mirrored=query.mirrored, agreement=agreement, cells_agreeing=cells, score=score,
         content_coverage=content_cov,
+        query_size=(query.width, query.height), reference_size=(reference.width, reference.height),
         level="near-duplicate" if (r_cov if photo is None else photo["matched"]) >= PARTIAL_COVERAGE
         else "partial",
         details={**({} if photo is None else {f"photo@{k}": v for k, v in photo.items()}),

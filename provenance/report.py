@@ -65,6 +65,39 @@ class Evidence:
         """``(draft span, source span)`` pairs for text evidence (what the HTML report highlights)."""
         return []
 
+    def identical_bytes(self) -> bool:
+        """Whether this evidence says the two contents are the same bytes (renderers then show one line
+        instead of the content twice)."""
+        return False
+
+    def image_regions(self) -> ImageRegions | None:
+        """The corresponding regions of two images, for evidence that locates them (the HTML report
+        draws them over the thumbnails); ``None`` for evidence that does not."""
+        return None
+
+
+@dataclass(frozen=True)
+class ImageRegions:
+    """Where two images correspond: polygons in each image's own pixel coordinates, and the transform.
+
+    ``query_*`` are in the checked (draft) image, ``reference_*`` in the indexed one; ``*_size`` are the
+    ``(width, height)`` those coordinates refer to (the decoded image, which a thumbnail scales), so a
+    renderer can map a polygon onto any picture of the image. ``region`` is where the two frames overlap
+    under the transform, ``matched`` the hull of the keypoints that support the match.
+    """
+
+    query_size: tuple[int, int]
+    reference_size: tuple[int, int]
+    query_region: tuple[tuple[float, float], ...]
+    reference_region: tuple[tuple[float, float], ...]
+    query_matched: tuple[tuple[float, float], ...]
+    reference_matched: tuple[tuple[float, float], ...]
+    #: The transform from the indexed image to the checked one, in words (``scaled 0.80×, rotated 8° ...``).
+    transform: str
+    #: A small picture of the indexed image (base64 JPEG) when the evidence holds one: the report shows
+    #: it where the indexed image itself is not at hand (an index match; the archive has its own).
+    reference_thumbnail: str | None = None
+
 
 def _jsonable(v: Any) -> Any:
     if isinstance(v, dict):

@@ -37,6 +37,10 @@ class ExactEvidence(Evidence):
         """e.g. ``identical bytes``."""
         return self.basis
 
+    def identical_bytes(self) -> bool:
+        """True when the SHA-256 of the bytes matched (not only the normalised text)."""
+        return self.sha256 is not None
+
 
 @dataclass(frozen=True)
 class ExactQuery:

@@ -15,12 +15,16 @@ every search (a per-process cost: about 10k images a second to load).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import io
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..content import Content
 from ..localfeatures import SCORE_THRESHOLD, DescriptorIndex, Features, Verification, extract_query, verify_query
-from ..report import Evidence, Observation
+from ..report import Evidence, ImageRegions, Observation
 from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Store, Variants
 
 if TYPE_CHECKING:
@@ -35,6 +39,9 @@ class LocalEvidence(Evidence):
     """The verified correspondence: which region of each image matches, under which transform."""
 
     verification: Verification
+    #: The indexed image's stored greyscale thumbnail (a few KB of pixels, kept with the features for the
+    #: pixel check); only :meth:`image_regions` uses it, so the JSON stays the verification's fields.
+    reference_pixels: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The verification's fields: polygons in both images, homography, scale, rotation, scores."""
@@ -46,6 +53,44 @@ class LocalEvidence(Evidence):
         mirror = ", mirrored" if v.mirrored else ""
         return (f"{v.inliers} matching keypoints; {v.reference_coverage:.0%} of the indexed image in view, "
                 f"scale {v.scale:.2f}, rotated {v.rotation_degrees:.0f}°{mirror}, pixel score {v.score:.3f}")
+
+    def image_regions(self) -> ImageRegions | None:
+        """The overlap and matched-keypoint polygons in both images, and the transform in words."""
+        v = self.verification
+        if not (v.query_size[0] and v.reference_size[0] and v.query_polygon and v.reference_polygon):
+            return None  # evidence from before the sizes were recorded: nothing to scale the polygons by
+        return ImageRegions(v.query_size, v.reference_size, tuple(v.query_polygon), tuple(v.reference_polygon),
+                            tuple(v.matched_query_polygon), tuple(v.matched_reference_polygon),
+                            transform_words(v), _jpeg_base64(self.reference_pixels))
+
+
+def _jpeg_base64(pixels: np.ndarray | None) -> str | None:
+    """Greyscale pixels as a base64 JPEG (encoded on demand: most evidence is never drawn)."""
+    if pixels is None or pixels.ndim != 2 or 0 in pixels.shape:
+        return None
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "L").save(buf, "JPEG", quality=80)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def transform_words(v: Verification) -> str:
+    """How the indexed image became the checked one, for a person: e.g. ``mirrored left to right, rotated
+    8° counter-clockwise, scaled to 0.80×; the checked image shows 63% of the indexed one``."""
+    parts = ["mirrored left to right"] if v.mirrored else []
+    # The homography maps reference pixels to query pixels in image coordinates (y down), so a positive
+    # angle turns the picture clockwise on screen.
+    deg = round(abs(v.rotation_degrees))
+    if deg >= 1:
+        parts.append(f"rotated {deg}° {'clockwise' if v.rotation_degrees > 0 else 'counter-clockwise'}")
+    # ``v.scale`` is in working pixels (both images resized to one side first); a person means pixels
+    # of the files, which the original-pixel homography gives (its linear part's determinant).
+    h = v.homography
+    scale = abs(h[0][0] * h[1][1] - h[0][1] * h[1][0]) ** 0.5 if h else v.scale
+    if abs(scale - 1) >= 0.05:
+        parts.append(f"scaled to {scale:.2f}×")
+    head = ", ".join(parts) if parts else "same orientation and scale"
+    return f"{head}; the checked image shows {v.reference_coverage:.0%} of the indexed one"
 
 
 @dataclass
@@ -90,16 +135,18 @@ class LocalFeatureIndex(SignalIndex[LocalQuery]):
         if not stored:
             return None
         best: Verification | None = None
+        best_ref: Features | None = None
         for blob in stored:
             try:
-                v = verify_query((query.plain, query.mirrored), Features.from_bytes(blob))
+                ref = Features.from_bytes(blob)
+                v = verify_query((query.plain, query.mirrored), ref)
             except ValueError:
                 continue
             if v is not None and (best is None or v.score > best.score):
-                best = v
+                best, best_ref = v, ref
         if best is None:
             return None
-        return self.observation(best.score, best.score, LocalEvidence(best))
+        return self.observation(best.score, best.score, LocalEvidence(best, best_ref.thumb if best_ref else None))
 
 
 class LocalFeatureSignal(Signal):
