@@ -125,7 +125,7 @@ def _probe_signal(d: Diagnosis, s: Signal, probes: dict[str, Content]) -> None:
         d.add("signal", s.name, "fail", f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
         return
     took = time.perf_counter() - t0
-    what = f"{media}, {s.index_kind} index, threshold {s.threshold:g}"
+    what = f"{'/'.join(sorted(s.media))}, {s.index_kind} index, threshold {s.threshold:g}"
     if model:
         what += f", model {model}"
         if s.index_kind != "catalog":
