@@ -297,7 +297,7 @@ _W: dict[str, Any] = {}
 def _init(index_path: str, desc_path: str, feats_path: str) -> None:
     import faiss
 
-    from provenance.index import Index
+    from provenance import Index
     faiss.omp_set_num_threads(1)
     _W["idx"] = Index.open(Path(index_path))
     _W["desc"] = lf.DescriptorIndex.from_bytes(Path(desc_path).read_bytes())
@@ -346,8 +346,8 @@ def _query(task: tuple[bytes, str, str, str, int | None, str]) -> dict[str, Any]
 def run(quick: bool = False, workers: int = 2) -> dict[str, Any]:
     import faiss
 
+    from provenance import Index
     from provenance.content import load_content
-    from provenance.index import Index
     faiss.omp_set_num_threads(1)
     n_orig, n_dist, n_neg, n_frames = (20, 100, 60, 10) if quick else (40, 400, 300, 60)
     sets = build_sets(n_orig, n_dist, n_neg, n_frames)
