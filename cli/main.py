@@ -220,16 +220,19 @@ def printable(name: str | None) -> str:
 
 
 def render_table(reports: list[Report]) -> str:
-    """The human-readable form of check results (every line comes from the evidence's own methods)."""
+    """The human-readable form of check results (every line comes from the evidence's own methods).
+
+    Scores are calibrated across signals: 0.5 is the deciding signal's threshold, 1 an identical copy."""
     lines = []
     for r in reports:
         lines.append(f"{printable(r.path)}: {r.verdict.upper()}" + (f" (score {r.score:.2f})" if r.matches else ""))
         for m in r.matches[:5]:
-            how = f"distance {m.distance:g}/{m.threshold:g}" if m.distance is not None else \
-                f"score {m.score:.2f}, threshold {m.threshold:g}"
+            # The score is calibrated (0.5 = the deciding signal's threshold); each signal's own value and
+            # threshold follow on the evidence lines.
             src = f" [{m.source}]" if m.source else ""
             allowed = f" — allowed: {m.allowed}" if m.allowed else ""
-            lines.append(f"  {m.verdict:<14} item {m.id} {printable(m.path)}{src} via {m.signal} ({how}){allowed}")
+            lines.append(f"  {m.verdict:<14} item {m.id} {printable(m.path)}{src} via {m.signal} "
+                         f"(score {m.score:.2f}){allowed}")
             lines += [f"      {line}" for line in m.lines()]
         for m in r.near_misses:
             deciding = next(o for o in m.observations if o.signal == m.signal)

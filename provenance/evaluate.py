@@ -233,10 +233,10 @@ def evaluate(directory: Path | str, *, sample: int = 50, seed: int = 0, target_f
                     matched += rep.verdict != "original"
                     if rep.matches:
                         m = rep.matches[0]
+                        deciding = next(o for o in m.observations if o.signal == m.signal)
                         result.false_matches.append({"file": c.name, "verdict": m.verdict, "item": m.path,
-                                                     "signal": m.signal, "value": round(m.distance if m.distance
-                                                                                        is not None else m.score, 4),
-                                                     "threshold": m.threshold})
+                                                     "signal": m.signal, "value": round(deciding.value, 4),
+                                                     "threshold": m.threshold, "score": round(m.score, 4)})
                     for name, v in _values(idx, c, None, pre).items():
                         neg_vals.setdefault(name, []).append(v)
                 result.false_match_rate[media] = matched / len(held) if held else 0.0

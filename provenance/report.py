@@ -134,22 +134,45 @@ class Observation:
     lower_is_closer: bool
     #: What a passing value says about the pair.
     verdict_on_match: Verdict
-    #: Closeness in [0, 1] for ranking (1 = identical).
+    #: The signal's own closeness in [0, 1] (1 = identical; e.g. the share of the draft covered): evidence,
+    #: not comparable across signals. Ranking and reports use :attr:`confidence`.
     score: float = 0.0
     evidence: Evidence | None = None
     relaxation: Relaxation | None = None
     #: Which threshold rule applied (set by :func:`resolve`).
     rule: str = ""
+    #: ``(chance, identity)``: the signal's value typical of unrelated content and of identical content
+    #: (see :attr:`confidence`); ``None`` derives them from the threshold.
+    anchors: tuple[float, float] | None = None
 
     @property
     def passed(self) -> bool:
         """Whether the value passes this observation's threshold."""
         return self.value <= self.threshold if self.lower_is_closer else self.value >= self.threshold
 
+    @property
+    def confidence(self) -> float:
+        """The calibrated score: one scale for every signal, 0.5 exactly at the threshold as applied.
+
+        Every signal's threshold is calibrated for the same small false-match budget on content that is
+        not a copy, so the threshold is where the signals agree on what a number means: there the score is
+        0.5 for all of them. Above it the score rises linearly to 1 at the identity value; below it, it
+        falls linearly to 0 at the value typical of unrelated content (the ``anchors``). A score >= 0.5
+        passes, whichever signal produced it, and scores rank across signals by how far past its own bar
+        each value is. It is not a probability.
+        """
+        chance, identity = self.anchors if self.anchors is not None else (
+            (2.0 * self.threshold, 0.0) if self.lower_is_closer else (0.0, max(1.0, self.threshold)))
+        t, v = self.threshold, self.value
+        if self.passed:
+            return 1.0 if identity == t else 0.5 + 0.5 * _clamp((v - t) / (identity - t))
+        return 0.0 if chance == t else 0.5 * _clamp((v - chance) / (t - chance))
+
     def to_dict(self) -> dict[str, Any]:
-        """The evidence's fields plus the value, threshold, rule and whether it passed."""
+        """The evidence's fields plus the value, threshold, rule, whether it passed and the calibrated score."""
         out = self.evidence.to_dict() if self.evidence is not None else {}
-        out.update(value=round(self.value, 4), threshold=self.threshold, passed=self.passed)
+        out.update(value=round(self.value, 4), threshold=self.threshold, passed=self.passed,
+                   score=round(self.confidence, 4))
         if self.rule:
             out["rule"] = self.rule
         return out
@@ -160,6 +183,10 @@ class Observation:
         head = self.evidence.summary() if self.evidence is not None else f"{self.value:g}"
         verdict = "passes" if self.passed else "below the bar"
         return f"{head} ({verdict}: {op} {self.threshold:g}{', ' + self.rule if self.rule else ''})"
+
+
+def _clamp(x: float) -> float:
+    return 0.0 if x < 0 else 1.0 if x > 1 else x
 
 
 def resolve(observations: Sequence[Observation]) -> list[Observation]:
@@ -196,7 +223,7 @@ def decisive(resolved: Sequence[Observation]) -> tuple[Verdict, Observation | No
     passing = [o for o in resolved if o.passed]
     if not passing:
         return "original", None
-    best = min(passing, key=lambda o: (verdict_rank(o.verdict_on_match), -o.score))
+    best = min(passing, key=lambda o: (verdict_rank(o.verdict_on_match), -o.confidence))
     return best.verdict_on_match, best
 
 
@@ -213,7 +240,7 @@ class Match:
     signal: str
     #: Hamming distance (distance signals) or ``None``.
     distance: float | None
-    #: Closeness in [0, 1] of the deciding observation.
+    #: Calibrated score of the deciding observation (:attr:`Observation.confidence`: 0.5 at its threshold).
     score: float
     threshold: float
     observations: list[Observation] = field(default_factory=list)
@@ -249,9 +276,9 @@ def match_from(item_id: int, path: str | None, source: str | None, media: str,
     resolved = resolve(observations)
     verdict, best = decisive(resolved)
     if best is None:  # a near miss: report the observation closest to its own threshold
-        best = max(resolved, key=lambda o: o.score)
+        best = max(resolved, key=lambda o: o.confidence)
     return Match(id=item_id, path=path, source=source, media=media, verdict=verdict, signal=best.signal,
-                 distance=best.value if best.lower_is_closer else None, score=best.score,
+                 distance=best.value if best.lower_is_closer else None, score=best.confidence,
                  threshold=best.threshold, observations=list(resolved))
 
 

@@ -32,3 +32,41 @@ def test_decide_table(observations, expected):
 ])
 def test_fail_on(verdict, fail_on, fails):
     assert Report("x", "text", verdict, 0.5, "0" * 64).fails(fail_on) is fails
+
+
+def cal(value, threshold, lower, anchors=None, **kw):
+    return Observation("s", value, threshold, lower, "near-duplicate", anchors=anchors, **kw).confidence
+
+
+@pytest.mark.parametrize("value, threshold, lower, anchors, expected", [
+    # 0.5 exactly at the threshold, for distances and similarities alike.
+    (31, 31, True, (128, 0), 0.5), (0.8, 0.8, False, (0.3, 1.0), 0.5), (12, 12, False, (4, 40), 0.5),
+    # 1 at identity, 0 at (or beyond) chance.
+    (0, 31, True, (128, 0), 1.0), (1.0, 0.8, False, (0.3, 1.0), 1.0), (128, 31, True, (128, 0), 0.0),
+    (0.1, 0.8, False, (0.3, 1.0), 0.0), (80, 12, False, (4, 40), 1.0),
+    # Linear on each side of the threshold.
+    (0.9, 0.8, False, (0.3, 1.0), 0.75), (79.5, 31, True, (128, 0), 0.25), (8, 12, False, (4, 40), 0.25),
+    # Without anchors: derived from the threshold (distance 0..2t, similarity 0..max(1, t)).
+    (4, 8, True, None, 0.75), (12, 8, True, None, 0.25), (0.4, 0.8, False, None, 0.25),
+])
+def test_calibrated_score(value, threshold, lower, anchors, expected):
+    assert cal(value, threshold, lower, anchors) == pytest.approx(expected)
+
+
+def test_calibrated_scores_rank_across_signals_and_follow_the_applied_threshold():
+    from provenance.report import Relaxation, match_from
+    # Far past its bar (PDQ 5 of 31) outranks barely past its bar (cosine 0.81 of 0.80).
+    pdq = Observation("pdq", 5, 31, True, "near-duplicate", anchors=(128, 0))
+    emb = Observation("text-embed", 0.81, 0.8, False, "near-duplicate", anchors=(0.3, 1.0))
+    assert pdq.confidence > 0.9 > 0.55 > emb.confidence > 0.5
+    # A relaxed threshold counts as the bar once corroborated: pHash 6 passes at <= 8, so it scores >= 0.5.
+    relax = Relaxation(threshold=8, corroborator="pdq", within=48)
+    ph = Observation("phash", 6, 3, True, "near-duplicate", anchors=(32, 0), relaxation=relax)
+    m = match_from(1, "x", None, "image", [ph, Observation("pdq", 40, 31, True, "near-duplicate",
+                                                               anchors=(128, 0))])
+    assert m.verdict == "near-duplicate" and m.signal == "phash" and m.score == pytest.approx(0.5 + 0.5 * 2 / 8)
+    # A near miss is the observation closest to its own bar, not the largest raw closeness.
+    near = match_from(2, "y", None, "text", [
+        Observation("text-shingle", 10, 12, False, "near-duplicate", score=0.01, anchors=(4, 40)),
+        Observation("text-embed", 0.5, 0.8, False, "paraphrase", score=0.5, anchors=(0.3, 1.0))])
+    assert near.verdict == "original" and near.signal == "text-shingle" and near.score == pytest.approx(0.375)

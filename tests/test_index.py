@@ -38,7 +38,8 @@ def test_copied_passage_is_found_and_located(index):
     assert copied_draft.lower().startswith("it is interesting to contemplate")
     assert copied_source.startswith("It is interesting to contemplate an entangled bank")
     assert "# Notes from the garden" not in copied_draft
-    assert 0.4 < m.score < 1.0  # share of the draft in copied regions
+    assert 0.5 <= m.score <= 1.0  # calibrated: past the threshold (a run of 40+ words saturates)
+    assert 0.4 < m.observations[[o.signal for o in m.observations].index("text-shingle")].score < 1.0  # coverage
 
 
 def test_exact_and_normalised_exact(index):
@@ -55,7 +56,7 @@ def test_paraphrase_is_flagged_as_paraphrase(index):
     report = index.check(DRAFTS["draft-paraphrase.md"])
     assert report.verdict == "paraphrase", report.to_dict()
     m = report.matches[0]
-    assert m.signal == "text-embed" and m.score >= m.threshold
+    assert m.signal == "text-embed" and 0.5 <= m.score <= 1.0
     assert m.evidence["text-embed"]["passages"][0]["source"]["snippet"].startswith("It is a truth")
     assert m.evidence["text-embed"]["passages"][0]["content_overlap"] >= 0.4
 

@@ -125,7 +125,8 @@ class SignalIndex(ABC, Generic[Q]):
         """An observation with this signal's threshold, direction, verdict and relaxation."""
         s = self.signal
         return Observation(s.name, float(value), s.threshold, s.lower_is_closer, s.verdict_on_match,
-                           score=float(score), evidence=evidence, relaxation=s.relaxation)
+                           score=float(score), evidence=evidence, relaxation=s.relaxation,
+                           anchors=s.score_anchors)
 
 
 class Signal(ABC):
@@ -150,6 +151,9 @@ class Signal(ABC):
     verdict_on_match: ClassVar[Verdict] = "near-duplicate"
     #: A looser threshold that applies when another signal corroborates (see ``report.Relaxation``).
     relaxation: ClassVar[Relaxation | None] = None
+    #: ``(chance, identity)`` values for the calibrated score (``Observation.confidence``): the value typical
+    #: of the closest unrelated item, and of an identical one. ``None``: derived from the threshold.
+    score_anchors: ClassVar[tuple[float, float] | None] = None
     #: Values ``provenance eval`` tries when it suggests a threshold for this signal.
     calibration_grid: ClassVar[tuple[float, ...]] = ()
 
@@ -209,7 +213,8 @@ class Signal(ABC):
         return {"name": self.name, "version": self.version, "media": sorted(self.media),
                 "index": self.index_kind, "dim": self.dim if self.index_kind != "catalog" else None,
                 "model": self.model_id() or None, "threshold": self.threshold,
-                "threshold_source": self.threshold_source, "verdict_on_match": self.verdict_on_match}
+                "threshold_source": self.threshold_source, "verdict_on_match": self.verdict_on_match,
+                "score_anchors": list(self.score_anchors) if self.score_anchors is not None else None}
 
 
 def hamming(a: bytes, b: bytes) -> int:

@@ -78,6 +78,8 @@ class EmbedSignal(PassageSignal):
     min_content_overlap = 0.4
     threshold_source = ("measured: cosine >= 0.80 (PAN FPR 0.3 %, 0/40 clean hosts) and >= 40 % shared "
                         "content words (Clough & Stevenson independent answers 61 % -> 5 %)")
+    #: Calibrated score: a passage that fails the content-word gate counts 0; 1.0 is the same passage.
+    score_anchors = (0.0, 1.0)
 
     def __init__(self, model_path: Path | str | None = None, batch_size: int = 64) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()

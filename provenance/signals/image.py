@@ -229,6 +229,8 @@ class PDQSignal(HashSignal):
     #: clothing-small 0.1 % of non-indexed photos came this close to some indexed photo (bench/RESULTS.md).
     corroborating_distance = 48
     search_radius = corroborating_distance  # near misses up to here are shown
+    #: Calibrated score: unrelated pictures' hashes differ in about half their bits; identical ones in none.
+    score_anchors = (128.0, 0.0)
     #: Calibration sees only what the search sees: up to the search radius.
     calibration_grid = tuple(float(t) for t in range(0, corroborating_distance + 1))
     #: Below this quality PDQ hashes of flat or tiny images collide; Meta's guidance drops them.
@@ -295,6 +297,7 @@ class PHashSignal(HashSignal):
     corroborated_threshold = 8
     relaxation = Relaxation(corroborated_threshold, "pdq", PDQSignal.corroborating_distance)
     search_radius = corroborated_threshold
+    score_anchors = (32.0, 0.0)  # half of the 64 bits for unrelated pictures, none for identical ones
     calibration_grid = tuple(float(t) for t in range(0, corroborated_threshold + 1))
     threshold_source = ("measured: <= 3 of 64 bits alone (0/999 false matches on clothing-small), <= 8 when "
                         "PDQ is within 48 bits or skipped (bench/RESULTS.md)")

@@ -162,6 +162,9 @@ class LocalFeatureSignal(Signal):
     threshold = SCORE_THRESHOLD
     #: ``provenance eval`` tries these (the score is a share of agreeing pixels; copies sit near 1).
     calibration_grid = tuple(round(0.95 + 0.001 * i, 3) for i in range(51))
+    #: Calibrated score: 0.95, the bottom of the calibration grid (verified pictures that differ over a
+    #: twentieth of the compared pixels), and identical pixels.
+    score_anchors = (0.95, 1.0)
     threshold_source = ("measured: pixel agreement of the verified overlap >= 0.993, chosen on held-out "
                         "photos and same-frame composites (bench/localfeat_eval.py)")
 

@@ -108,6 +108,8 @@ class XlingualSignal(PassageSignal):
     threshold_source = ("measured on Debian manual pages (bench/translation.py): an aligned run of >= 2 "
                         "passages in order, every pair >= 0.5 and mean >= 0.675, across two languages; "
                         "chosen on German for <= 1 % false matches")
+    #: Calibrated score: the cell threshold (no run can form below it) and the same passage.
+    score_anchors = (gate.cell_threshold, 1.0)
 
     def __init__(self, encoder: TextEncoder | None = None, *, gate: RunGate | None = None,
                  same_language: bool = False) -> None:
