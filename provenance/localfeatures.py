@@ -554,12 +554,7 @@ def verify(query: Features, reference: Features, min_inliers: int = MIN_INLIERS)
     s_r = np.diag([reference.scale, reference.scale, 1.0])
     h_orig = np.linalg.inv(s_q) @ h_work @ s_r
     h_orig = h_orig / h_orig[2, 2]
-    # The query's content: the hull of all its keypoints. A rotation's or perspective's fill (flat corners),
-    # a letterbox or a screenshot's margins hold none, so they are not compared with the reference pixels
-    # they happen to cover (a crop that was then rotated covers reference content with black corners).
-    q_all = query.points.astype(np.float32).reshape(-1, 1, 2)
-    q_content = cv2.convexHull(q_all).reshape(-1, 2).astype(np.float64) if len(q_all) >= 3 else None
-    photo = _photometric(query, reference, h_orig, m_hull / reference.scale, q_content)
+    photo = _photometric(query, reference, h_orig, m_hull / reference.scale)
     if photo is not None:
         # Pixels decide where they can: the share of pixels that agree, inside the keypoints' hull and
         # over the whole overlap, whichever is lower. The hull alone can be a small plain patch two
@@ -627,15 +622,12 @@ def _agreement(query: Features, reference: Features, h_work: np.ndarray,
 
 
 def _photometric(query: Features, reference: Features, h_orig: np.ndarray,
-                 hull: np.ndarray | None = None,
-                 query_content: np.ndarray | None = None) -> dict[str | float, float] | None:
+                 hull: np.ndarray | None = None) -> dict[str | float, float] | None:
     """Pixel agreement of the overlap: the query's thumbnail warped onto the reference's, both normalised
     (zero mean, unit variance over the overlap, so brightness/contrast/greyscale edits do not count) and
     lightly blurred (resampling, JPEG). Returns, for each tolerance in ``PHOTO_TOLERANCES`` (z units), the
     share of the overlap's pixels within it (and ``"valid"``: the share of the reference thumbnail inside
     the overlap), or ``None`` when either side has no thumbnail or the overlap is too small to judge.
-    ``query_content`` (a convex polygon in the query's pixels) limits the whole-overlap comparison to where
-    the query has content.
     """
     import cv2
     rt, qt = reference.thumb, query.thumb
@@ -689,16 +681,8 @@ def _photometric(query: Features, reference: Features, h_orig: np.ndarray,
     # How much of the reference appears in the query: overlap pixels that agree, over the whole thumbnail.
     out["matched"] = float((valid & (diff <= PHOTO_TOLERANCE)).mean())
     # Over the whole overlap, without its one-pixel rim (the crop cut, blended by resampling).
-    overlap = valid
-    if query_content is not None and len(query_content) >= 3:
-        in_q = query_content * [qw / query.width, qh / query.height]
-        in_r = _project(np.linalg.inv(m), in_q)
-        content: Any = np.zeros((rh, rw), np.uint8)
-        cv2.fillConvexPoly(content, np.round(in_r).astype(np.int32), 1)
-        if (valid & (content > 0)).sum() >= 0.02 * rh * rw:
-            overlap = valid & (content > 0)
-    inner = cv2.erode(overlap.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    inner = inner if inner.sum() >= 0.02 * rh * rw else overlap
+    inner = cv2.erode(valid.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    inner = inner if inner.sum() >= 0.02 * rh * rw else valid
     whole = agree(inner)[inner]
     out["overlap"] = float(1.0 - (whole > PHOTO_TOLERANCE).mean())
     return out
