@@ -371,8 +371,13 @@ SCORE_THRESHOLD = 0.993
 #: the one the score uses.
 PHOTO_TOLERANCES = (0.7, 1.0, 1.5)
 PHOTO_TOLERANCE = 1.0
-#: Below this share of the reference that appears in the query (overlap pixels that agree; without
-#: thumbnails: the overlap), the match is ``partial``.
+#: ``partial`` (only a region of one picture appears in the other) when the verified overlap covers less
+#: than ``PARTIAL_QUERY_COVERAGE`` of the query (the indexed picture is one part of the draft: a collage,
+#: a screenshot of a post among its UI) or less than ``PARTIAL_COVERAGE`` of the indexed picture (a small
+#: crop of it). Geometric shares of the frames, not of agreeing pixels: an overlay on a whole copy must
+#: not make it partial. Measured in bench/partial_eval.py (bench/RESULTS.md, "Partial matches"):
+#: rotations with an expanded canvas keep >= 0.6 of the query, crops that keep >= 60 % stay above 0.5.
+PARTIAL_QUERY_COVERAGE = 0.5
 PARTIAL_COVERAGE = 0.5
 
 
@@ -383,8 +388,9 @@ class Verification:
     ``homography`` maps reference pixels to query pixels (3x3, row-major). Polygons are lists of (x, y)
     in each image's own pixel coordinates: ``query_polygon`` / ``reference_polygon`` are the region where
     the two frames overlap under the transform (the same region in both); the ``matched_*`` ones the hull
-    of the keypoints that support the match. ``level`` is ``partial`` when less than ``PARTIAL_COVERAGE``
-    of the reference appears in the query (only a part of the indexed picture was used).
+    of the keypoints that support the match. ``level`` is ``partial`` when the overlap is less than
+    ``PARTIAL_QUERY_COVERAGE`` of the query or less than ``PARTIAL_COVERAGE`` of the reference (only a
+    region of one picture appears in the other); a passing match reports it as its verdict.
     """
 
     inliers: int
@@ -564,8 +570,7 @@ def verify(query: Features, reference: Features, min_inliers: int = MIN_INLIERS)
         query_coverage=q_cov, reference_coverage=r_cov, scale=scale, rotation_degrees=rot,
         mirrored=query.mirrored, agreement=agreement, cells_agreeing=cells, score=score,
         content_coverage=content_cov,
-        level="near-duplicate" if (r_cov if photo is None else photo["matched"]) >= PARTIAL_COVERAGE
-        else "partial",
+        level="partial" if q_cov < PARTIAL_QUERY_COVERAGE or r_cov < PARTIAL_COVERAGE else "near-duplicate",
         details={**({} if photo is None else {f"photo@{k}": v for k, v in photo.items()}),
                  "keypoint_score": float(agreement * cells * (0.5 + 0.5 * support)), "spread": spread,
                  "det": det * (-1 if query.mirrored else 1), "anisotropy": float(sv[0] / max(sv[1], 1e-9))},

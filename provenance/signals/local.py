@@ -17,6 +17,7 @@ cold ``check`` no longer re-reads every indexed image's features.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,8 @@ class LocalEvidence(Evidence):
         """e.g. ``142 inliers; 63% of the indexed image, scale 1.25, rotated 8°``."""
         v = self.verification
         mirror = ", mirrored" if v.mirrored else ""
-        return (f"{v.inliers} matching keypoints; {v.reference_coverage:.0%} of the indexed image in view, "
+        part = f"partial ({v.query_coverage:.0%} of this image), " if v.level == "partial" else ""
+        return (f"{part}{v.inliers} matching keypoints; {v.reference_coverage:.0%} of the indexed image in view, "
                 f"scale {v.scale:.2f}, rotated {v.rotation_degrees:.0f}°{mirror}, pixel score {v.score:.3f}")
 
 
@@ -134,7 +136,12 @@ class LocalFeatureIndex(SignalIndex[LocalQuery]):
                 best = v
         if best is None:
             return None
-        return self.observation(best.score, best.score, LocalEvidence(best))
+        obs = self.observation(best.score, best.score, LocalEvidence(best))
+        if best.level == "partial":
+            # Only a region of one picture appears in the other: a weaker verdict than a whole copy. Another
+            # signal that sees the whole picture (PDQ on a plain crop) still decides near-duplicate.
+            obs = dataclasses.replace(obs, verdict_on_match="partial")
+        return obs
 
 
 class LocalFeatureSignal(Signal):
