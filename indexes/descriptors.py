@@ -131,7 +131,7 @@ class DescriptorSnapshot:
         if last_row > newest:
             raise SnapshotMismatch(f"holds rows up to {last_row}, the catalog only up to {newest}")
         try:
-            index = DescriptorIndex.from_bytes(bytes(body[pos + hlen:]))
+            index = DescriptorIndex.from_bytes(body[pos + hlen:])
         except Exception as exc:  # noqa: BLE001 - FAISS raises RuntimeError (and others) on bad data
             raise SnapshotMismatch(f"its index cannot be read ({type(exc).__name__}: {exc})") from None
         if index.ntotal != header.get("descriptors"):

@@ -105,3 +105,24 @@ def test_service_gate_accepts_partial(work: dict[str, Path]) -> None:
         assert default["failed"] is False and default["reports"][0]["verdict"] == "partial"
         asked = client.post("/v1/check", params={"fail_on": "partial"}, content=buf.getvalue(), headers=auth).json()
         assert asked["failed"] is True
+
+
+def test_a_small_part_of_a_collage_is_looked_at_again_on_its_own(work: dict[str, Path], tmp_path: Path) -> None:
+    """At 10 % of the collage the picture gets too few of the draft's keypoints for the score (0.93 on the
+    whole collage); the region where it was found, extracted on its own, verifies, and the evidence is in
+    the whole collage's pixels."""
+    original = Image.open(work["original"]).convert("RGB")
+    small = tmp_path / "small.jpg"
+    _collage(original, 0.1).save(small, quality=90)
+    with Index.open(work["index"]) as idx:
+        report = idx.check(small, origin=False)
+    assert report.verdict == "partial"
+    ev = report.matches[0].evidence["local-features"]
+    assert ev["passed"] and 0.07 < ev["query_coverage"] < 0.13 and "region_x0" in ev["details"]
+    # The reference's centre lands on the pasted picture's centre (pasted at (400, 350), 0.1 of the area),
+    # in the pixels of both images as decoded (at most 512 px on the long side: 1000 -> 512, 640 -> 512).
+    f = (0.1 * 1000 * 800 / (640 * 480)) ** 0.5
+    d = 512 / 1000
+    hm = ev["homography"]
+    x, y, z = (sum(hm[r][c] * v for c, v in enumerate((256, 192, 1))) for r in range(3))
+    assert abs(x / z - (400 + 320 * f) * d) < 3 and abs(y / z - (350 + 240 * f) * d) < 3

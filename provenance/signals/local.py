@@ -25,7 +25,16 @@ import numpy as np
 
 from ..content import Content
 from ..indexes.descriptors import DescriptorSnapshot
-from ..localfeatures import SCORE_THRESHOLD, DescriptorIndex, Features, Verification, extract_query, verify_query
+from ..localfeatures import (
+    PARTIAL_QUERY_COVERAGE,
+    SCORE_THRESHOLD,
+    DescriptorIndex,
+    Features,
+    Verification,
+    extract_query,
+    verify_query,
+    verify_region,
+)
 from ..report import Evidence, Observation
 from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Store, Variants
 
@@ -127,15 +136,23 @@ class LocalFeatureIndex(SignalIndex[LocalQuery]):
         if not stored:
             return None
         best: Verification | None = None
+        best_ref: Features | None = None
         for blob in stored:
             try:
-                v = verify_query((query.plain, query.mirrored), Features.from_bytes(blob))
+                ref = Features.from_bytes(blob)
             except ValueError:
                 continue
+            v = verify_query((query.plain, query.mirrored), ref)
             if v is not None and (best is None or v.score > best.score):
-                best = v
-        if best is None:
+                best, best_ref = v, ref
+        if best is None or best_ref is None:
             return None
+        if best.score < SCORE_THRESHOLD and best.query_coverage < PARTIAL_QUERY_COVERAGE and content.image is not None:
+            # The indexed picture may be one part of this draft (a collage): look again at that region on
+            # its own (``verify_region``). Needs the pixels, so ``audit`` (cached features) does not.
+            again = verify_region(content.image, best_ref, best)
+            if again is not None and again.score > best.score:
+                best = again
         obs = self.observation(best.score, best.score, LocalEvidence(best))
         if best.level == "partial":
             # Only a region of one picture appears in the other: a weaker verdict than a whole copy. Another
