@@ -60,7 +60,7 @@ def _source_type_callback(ctx: click.Context, param: click.Parameter, value: str
               help="Replace the image itself (atomically). Other formats are never modified.")
 @click.option("--check", "run_check", is_flag=True,
               help="Run the originality check first and sign its result into the manifest.")
-@click.option("--fail-on", type=click.Choice(["exact", "near-duplicate", "paraphrase"]),
+@click.option("--fail-on", type=click.Choice(["exact", "near-duplicate", "partial", "paraphrase"]),
               default="near-duplicate", show_default=True,
               help="With --check: refuse to disclose at this verdict or stronger.")
 @click.option("--force", is_flag=True,

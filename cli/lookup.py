@@ -17,7 +17,7 @@ from .exit_codes import EXIT_NOT_FOUND, EXIT_OK
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--min-verdict", type=click.Choice(["exact", "near-duplicate", "paraphrase"]),
+@click.option("--min-verdict", type=click.Choice(["exact", "near-duplicate", "partial", "paraphrase"]),
               default="near-duplicate", show_default=True,
               help="Weakest match that counts (paraphrase: embedding similarity of text).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")

@@ -131,9 +131,10 @@ class _NoBar:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--fail-on", type=click.Choice(["exact", "near-duplicate", "paraphrase", "never"]),
+@click.option("--fail-on", type=click.Choice(["exact", "near-duplicate", "partial", "paraphrase", "never"]),
               default="near-duplicate", show_default=True,
-              help="Exit 1 when any input's verdict is this or stronger.")
+              help="Exit 1 when any input's verdict is this or stronger (partial: only a region of an "
+                   "indexed picture appears; it does not fail the default).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document (schema provenance.report/1).")
 @click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON report per line.")
 @click.option("--recursive", "-r", is_flag=True, help="Walk folders.")
@@ -153,7 +154,7 @@ def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, 
           progress: bool | None, quiet: bool) -> None:
     """Check drafts and images ('-' reads stdin) against the index.
 
-    Verdicts, strongest first: exact, near-duplicate, paraphrase, original. Exit codes: 0 clean,
+    Verdicts, strongest first: exact, near-duplicate, partial, paraphrase, original. Exit codes: 0 clean,
     1 a verdict at or above --fail-on, 3 a bad input (and nothing failed), 4 index problem,
     5 missing component.
 

@@ -95,7 +95,7 @@ document.addEventListener('DOMContentLoaded',function(){
 });
 """
 
-VERDICT_FILTERS = ("exact", "near-duplicate", "paraphrase", "original", "error")
+VERDICT_FILTERS = ("exact", "near-duplicate", "partial", "paraphrase", "original", "error")
 
 
 def _sha256_source(text: str) -> str:

@@ -163,6 +163,8 @@ class Index:
                     continue
                 vi = self.vectors(s)
             vi.save()
+        for adapter in list(self._adapters.values()):
+            adapter.flush()  # snapshots kept by adapters themselves (local-features descriptors)
 
     def _vector_signals(self) -> list[Signal]:
         return [s for s in self.signals if s.index_kind in ("binary", "float")]
@@ -195,6 +197,9 @@ class Index:
             vi.save()
             self._vectors[s.name] = vi
             out[s.name] = len(vi)
+        for s in self.signals:
+            if s.index_kind == "catalog" and (n := self.adapter(s).rebuild()) is not None:
+                out[s.name] = n
         return out
 
     def _backfill(self) -> dict[str, Any]:

@@ -80,7 +80,7 @@ DISCLOSED_SOURCE = "disclosed"
 #: Matches listed in the originality assertion (the report keeps more).
 ASSERTION_MATCHES = 5
 
-_FAIL_ON = ("exact", "near-duplicate", "paraphrase", "never")
+_FAIL_ON = ("exact", "near-duplicate", "partial", "paraphrase", "never")
 
 
 class OriginalityRefusedError(ProvenanceError):

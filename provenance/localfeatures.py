@@ -28,6 +28,7 @@ Keypoint agreement (``agreement``, ``cells_agreeing``) is kept as evidence.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import struct
@@ -317,18 +318,22 @@ class DescriptorIndex:
         faiss = self._faiss
         blob = faiss.serialize_index_binary(self.index).tobytes()
         ids = self.image_ids.astype("<i8").tobytes()
-        pending = np.concatenate(self._pending).tobytes() if self._pending else b""
+        # While flat, the descriptors kept for IVF training are exactly the flat index's codes: they are
+        # not written twice (half the bytes to read, hash and copy when a snapshot is loaded).
+        shared = self.kind == "flat" and sum(len(p) for p in self._pending) == self.ntotal
+        pending = np.concatenate(self._pending).tobytes() if self._pending and not shared else b""
         meta = json.dumps({"version": VERSION, "ivf_from": self.ivf_from, "nprobe": self.nprobe,
-                           "per_image": self.per_image,
+                           "per_image": self.per_image, "pending_from_index": shared,
                            "n_ids": self.ntotal, "n_pending": len(pending) // 32, "n_index": len(blob)}).encode()
         return _MAGIC + struct.pack("<I", len(meta)) + meta + ids + pending + blob
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> DescriptorIndex:
-        if data[:4] != _MAGIC:
+    def from_bytes(cls, data: bytes | memoryview) -> DescriptorIndex:
+        """Read :meth:`to_bytes`'s output (a memoryview is read without copying it first)."""
+        if bytes(data[:4]) != _MAGIC:
             raise ValueError("descriptor index: not descriptor-index bytes")
         (n_meta,) = struct.unpack_from("<I", data, 4)
-        meta = json.loads(data[8:8 + n_meta])
+        meta = json.loads(bytes(data[8:8 + n_meta]))
         if meta.get("version") != VERSION:
             raise ValueError(f"descriptor index: version {meta.get('version')}, expected {VERSION}; rebuild it")
         out = cls(ivf_from=meta["ivf_from"], nprobe=meta["nprobe"], per_image=meta["per_image"])
@@ -342,6 +347,9 @@ class DescriptorIndex:
         out.index = out._faiss.deserialize_index_binary(blob.copy())
         if isinstance(out.index, out._faiss.IndexBinaryIVF):
             out.index.nprobe = out.nprobe
+        if meta.get("pending_from_index") and out.kind == "flat" and out.ntotal:
+            codes = out._faiss.vector_to_array(out._faiss.downcast_IndexBinary(out.index).xb)
+            out._pending = [codes.reshape(-1, 32)]
         out._ids = [ids]
         out._image_ids = ids
         return out
@@ -371,9 +379,14 @@ SCORE_THRESHOLD = 0.993
 #: the one the score uses.
 PHOTO_TOLERANCES = (0.7, 1.0, 1.5)
 PHOTO_TOLERANCE = 1.0
-#: Below this share of the reference that appears in the query (overlap pixels that agree; without
-#: thumbnails: the overlap), the match is ``partial``.
-PARTIAL_COVERAGE = 0.5
+#: ``partial`` (only a region of one picture appears in the other) when the verified overlap covers less
+#: than ``PARTIAL_QUERY_COVERAGE`` of the query (the indexed picture is one part of the draft: a collage,
+#: a screenshot of a post among its UI) or less than ``PARTIAL_COVERAGE`` of the indexed picture (a small
+#: crop of it). Geometric shares of the frames, not of agreeing pixels: an overlay on a whole copy must
+#: not make it partial. Measured in bench/partial_eval.py (bench/RESULTS.md, "Partial matches"):
+#: rotations with an expanded canvas keep >= 0.6 of the query, crops that keep >= 60 % stay above 0.5.
+PARTIAL_QUERY_COVERAGE = 0.5
+PARTIAL_COVERAGE = 0.3
 
 
 @dataclass
@@ -383,8 +396,9 @@ class Verification:
     ``homography`` maps reference pixels to query pixels (3x3, row-major). Polygons are lists of (x, y)
     in each image's own pixel coordinates: ``query_polygon`` / ``reference_polygon`` are the region where
     the two frames overlap under the transform (the same region in both); the ``matched_*`` ones the hull
-    of the keypoints that support the match. ``level`` is ``partial`` when less than ``PARTIAL_COVERAGE``
-    of the reference appears in the query (only a part of the indexed picture was used).
+    of the keypoints that support the match. ``level`` is ``partial`` when the overlap is less than
+    ``PARTIAL_QUERY_COVERAGE`` of the query or less than ``PARTIAL_COVERAGE`` of the reference (only a
+    region of one picture appears in the other); a passing match reports it as its verdict.
     """
 
     inliers: int
@@ -570,8 +584,7 @@ def verify(query: Features, reference: Features, min_inliers: int = MIN_INLIERS)
         mirrored=query.mirrored, agreement=agreement, cells_agreeing=cells, score=score,
         content_coverage=content_cov,
         query_size=(query.width, query.height), reference_size=(reference.width, reference.height),
-        level="near-duplicate" if (r_cov if photo is None else photo["matched"]) >= PARTIAL_COVERAGE
-        else "partial",
+        level="partial" if q_cov < PARTIAL_QUERY_COVERAGE or r_cov < PARTIAL_COVERAGE else "near-duplicate",
         details={**({} if photo is None else {f"photo@{k}": v for k, v in photo.items()}),
                  "keypoint_score": float(agreement * cells * (0.5 + 0.5 * support)), "spread": spread,
                  "det": det * (-1 if query.mirrored else 1), "anisotropy": float(sv[0] / max(sv[1], 1e-9))},
@@ -699,6 +712,41 @@ def verify_query(query: tuple[Features, Features], reference: Features) -> Verif
             if v.score >= SCORE_THRESHOLD:
                 break  # already a match; the mirrored fit can only agree (and costs as much again)
     return max(results, key=lambda v: v.score) if results else None
+
+
+def verify_region(image: Image.Image, reference: Features, first: Verification) -> Verification | None:
+    """Verify ``reference`` again against the region of the query ``image`` where ``first`` found it,
+    extracted on its own; the result is in the whole query's pixels (polygons, homography, coverage).
+
+    For a picture that is one part of a larger draft (a collage, a screenshot of a post): the draft's
+    keypoint budget and working resolution are spread over all of it, so the part gets few keypoints and
+    the match too few inliers to carry the score. The region alone is an ordinary query, held to the same
+    threshold. ``None`` when the region is too small or does not verify.
+    """
+    w, h = image.size
+    qp = np.asarray(first.query_polygon, dtype=np.float64)
+    if len(qp) < 3:
+        return None
+    pad = 0.02 * max(w, h)
+    x0, y0 = (int(max(0, np.floor(v - pad))) for v in qp.min(0))
+    x1, y1 = int(min(w, np.ceil(qp[:, 0].max() + pad))), int(min(h, np.ceil(qp[:, 1].max() + pad)))
+    if x1 - x0 < 32 or y1 - y0 < 32 or (x1 - x0) * (y1 - y0) >= 0.9 * w * h:
+        return None  # too small to extract, or (nearly) the whole query again
+    v = verify_query(extract_query(image.crop((x0, y0, x1, y1))), reference)
+    if v is None:
+        return None
+    t = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    hom = t @ np.asarray(v.homography)
+    q_poly = [(x + x0, y + y0) for x, y in v.query_polygon]
+    q_cov = float(min(1.0, _polygon_area(np.asarray(q_poly)) / (w * h)))
+    level = "partial" if q_cov < PARTIAL_QUERY_COVERAGE or v.reference_coverage < PARTIAL_COVERAGE \
+        else "near-duplicate"
+    return dataclasses.replace(
+        v, homography=(hom / hom[2, 2]).tolist(), query_polygon=q_poly, query_coverage=q_cov, level=level,
+        query_size=(w, h),
+        matched_query_polygon=[(x + x0, y + y0) for x, y in v.matched_query_polygon],
+        details={**v.details, "region_x0": float(x0), "region_y0": float(y0), "region_x1": float(x1),
+                 "region_y1": float(y1)})
 
 
 def features_from_image_bytes(data: bytes, mirrored: bool = False) -> Features:

@@ -13,19 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Verdict = Literal["exact", "near-duplicate", "paraphrase", "original"]
+Verdict = Literal["exact", "near-duplicate", "partial", "paraphrase", "original"]
 
-#: Strongest first. ``--fail-on V`` fails for V and anything stronger.
-VERDICTS: tuple[Verdict, ...] = ("exact", "near-duplicate", "paraphrase", "original")
+#: Strongest first. ``--fail-on V`` fails for V and anything stronger. ``partial`` (an image of which
+#: only a region appears in the other: a picture pasted into a collage, a screenshot of a post, a small
+#: crop) sits below ``near-duplicate`` because the rest of the picture is new, and above ``paraphrase``
+#: because what does appear is the same pixels, literal reuse rather than reworded text; so
+#: ``--fail-on paraphrase`` still fails a partial copy, and the default ``near-duplicate`` does not.
+VERDICTS: tuple[Verdict, ...] = ("exact", "near-duplicate", "partial", "paraphrase", "original")
 #: Report schema. ``/1`` plus additive fields only: ``near_misses`` and ``provenance`` (what the input
-#: says about its own origin) on reports, ``value``, ``rule`` and ``passed`` in every signal's evidence.
+#: says about its own origin) on reports, ``value``, ``rule`` and ``passed`` in every signal's evidence;
+#: and one additive verdict value, ``partial``.
 SCHEMA = "provenance.report/1"
 #: Most near misses listed on a report.
 MAX_NEAR_MISSES = 3
 
 
 def verdict_rank(v: str) -> int:
-    """0 for the strongest verdict (``exact``) up to 3 for ``original``."""
+    """0 for the strongest verdict (``exact``) up to 4 for ``original``."""
     return list[str](VERDICTS).index(v)
 
 

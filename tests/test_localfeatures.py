@@ -165,6 +165,19 @@ def test_features_and_index_round_trip_without_pickle() -> None:
         assert back.kind == idx.kind and back.ntotal == idx.ntotal
         assert back.candidates(query, k_images=3) == top
 
+    # A flat index read back keeps growing into the same IVF index as one that never left memory (the
+    # training descriptors are not stored twice: they are the flat index's own codes).
+    small = lf.DescriptorIndex(ivf_from=1200)
+    for i, f in enumerate(feats[:3]):
+        small.add(100 + i, f)
+    back = lf.DescriptorIndex.from_bytes(memoryview(small.to_bytes()))
+    assert len(small.to_bytes()) < 3 * lf.INDEX_PER_IMAGE * (32 + 8) + 4096
+    for i, f in enumerate(feats[3:], start=3):
+        small.add(100 + i, f)
+        back.add(100 + i, f)
+    assert back.kind == small.kind == "ivf" and back.ntotal == small.ntotal
+    assert back.candidates(query, k_images=3) == small.candidates(query, k_images=3)
+
 
 def test_a_cropped_rotated_copy_is_found_through_the_index(tmp_path) -> None:
     """End to end: PDQ and pHash miss a 65 % crop rotated 6 degrees; the local-features signal finds it,

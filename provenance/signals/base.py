@@ -25,6 +25,8 @@ from ..content import Content
 from ..report import Observation, Relaxation, Verdict
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..indexes.catalog import Catalog, ItemRow, NewItem
     from ..indexes.vectors import VectorIndex
 
@@ -82,6 +84,8 @@ class Store(Protocol):
     """What an adapter may use of an index: the catalog and the FAISS index of a signal."""
 
     catalog: Catalog
+    #: The index directory; adapters keep derived snapshots under ``path / "faiss"``.
+    path: Path
 
     def vectors(self, signal: Signal) -> VectorIndex:
         """The FAISS index of ``signal``, caught up with the catalog."""
@@ -120,6 +124,13 @@ class SignalIndex(ABC, Generic[Q]):
     @abstractmethod
     def verify(self, query: Q, content: Content, item: ItemRow) -> Observation | None:
         """This signal's observation of (query, item), or ``None`` when it has nothing to say."""
+
+    def flush(self) -> None:
+        """Save what the adapter derives from the catalog (called by ``Index.flush``); default: nothing."""
+
+    def rebuild(self) -> int | None:
+        """Rebuild what the adapter derives from the catalog; ``None`` when it keeps nothing (default)."""
+        return None
 
     def observation(self, value: float, score: float, evidence: Any) -> Observation:
         """An observation with this signal's threshold, direction, verdict and relaxation."""
