@@ -219,6 +219,7 @@ def render_table(reports: list[Report]) -> str:
                 f"score {m.score:.2f}, threshold {m.threshold:g}"
             src = f" [{m.source}]" if m.source else ""
             allowed = f" — allowed: {m.allowed}" if m.allowed else ""
+            allowed += f" — quoted: {m.quoted}" if m.quoted else ""
             lines.append(f"  {m.verdict:<14} item {m.id} {printable(m.path)}{src} via {m.signal} ({how}){allowed}")
             lines += [f"      {line}" for line in m.lines()]
         for m in r.near_misses:

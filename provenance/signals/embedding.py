@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -144,6 +144,9 @@ class PassagePair:
 @dataclass(frozen=True)
 class EmbedEvidence(Evidence):
     """The closest passage pairs between the draft and one source."""
+
+    #: The draft spans are whole passages, not the matched words.
+    exact_spans: ClassVar[bool] = False
 
     max_cosine: float
     #: Best cosine among pairs that also pass the content-word gate (0 if none): what the verdict uses.
