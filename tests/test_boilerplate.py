@@ -6,7 +6,9 @@ import json
 import pytest
 
 from provenance import Index
+from provenance.content import load_content
 from provenance.indexes.catalog import Catalog, NewItem
+from provenance.signals.embedding import content_overlap, content_words
 from provenance.signals.text import DF_MIN_ITEMS, common_cutoff
 
 from .conftest import DATA
@@ -76,7 +78,7 @@ def signed_index(tmp_path_factory):
 def test_shared_sign_off_alone_is_boilerplate_not_a_near_duplicate(signed_index):
     idx, docs, _ = signed_index
     report = idx.check_text(docs[40] + "\n\n" + SIGN_OFF + "\n")
-    assert report.verdict != "near-duplicate", report.to_dict()
+    assert report.verdict == "original", report.to_dict()
     assert not report.fails("near-duplicate")
     shingle = [o for m in report.matches + report.near_misses for o in m.observations
                if o.signal == "text-shingle"]
@@ -85,6 +87,23 @@ def test_shared_sign_off_alone_is_boilerplate_not_a_near_duplicate(signed_index)
     assert ev["regions"][0]["boilerplate"] and ev["regions"][0]["shared_by"] == 24
     assert ev["common_at"] == 5 and not shingle[0].passed
     assert "boilerplate: 15-word run shared by 24 indexed documents" in shingle[0].summary()
+
+
+@needs_data
+def test_passage_embeddings_leave_the_sign_off_out_of_shared_content(signed_index):
+    idx, docs, _ = signed_index
+    draft = load_content(docs[40] + "\n\n" + SIGN_OFF + "\n")
+    query = idx.adapter(idx.signal("text-embed")).prepare(draft, None)
+    last = query.common[-1]  # the passage holding the sign-off
+    assert {"views", "expressed", "reflect", "employer", "client"} <= last
+    assert not query.common[0]  # the story's own words all count
+
+
+def test_content_overlap_leaves_out_boilerplate_words():
+    a = "The council approved the budget. Views expressed are my own, not any employer's or client's."
+    b = "Rain is expected on Tuesday. Views expressed are my own, not any employer's or client's."
+    assert content_overlap(a, b) >= 0.4
+    assert content_overlap(a, b, frozenset(content_words(SIGN_OFF) | {"employer's", "client's"})) == 0
 
 
 @needs_data

@@ -253,6 +253,30 @@ def common_cutoff(text_items: int) -> int:
     return max(DF_MIN_DOCS, int(np.ceil(DF_MIN_SHARE * text_items)))
 
 
+def common_words_mask(store: Store, content: Content, extend: int = 0) -> tuple[Tokens, np.ndarray]:
+    """The folded words of a text ``content`` and, per word, whether a common shingle (held by many
+    indexed items: :func:`common_cutoff`) covers it, or one does within ``extend`` words; all ``False``
+    where document frequency does not apply.
+
+    What the passage signals use to leave a shared formula out of their evidence. Stored shingles are
+    winnowed, so a formula's first and last few words may have no common shingle of their own:
+    ``extend`` (up to the winnowing window less one) reaches them.
+    """
+    tokens = content_tokens(content)
+    n = ShingleSignal.n
+    mask = np.zeros(len(tokens), dtype=bool)
+    cutoff = common_cutoff(store.catalog.text_item_count())
+    if not cutoff or len(tokens) < n:
+        return tokens, mask
+    hashes = shingle_hashes(tokens, n)
+    common = store.catalog.shingle_document_frequency((int(h) for h in hashes), cutoff)
+    if common:
+        for p, h in enumerate(hashes.tolist()):
+            if h in common:
+                mask[max(0, p - extend):p + n + extend] = True
+    return tokens, mask
+
+
 def _distinctive(r: Region, query: ShingleQuery, n: int) -> tuple[int, int]:
     """``(words of the run not covered by a common shingle, fewest items holding one of its common
     shingles)``. Stored shingles are winnowed, so inside a shared formula common shingles stand at most
