@@ -21,7 +21,7 @@ from .errors import BadInputError, ProvenanceIndexError, UnknownItemError
 from .indexes.catalog import Catalog, ItemRow, NewItem
 from .indexes.vectors import VectorIndex
 from .limits import budget_notes
-from .quotes import quoted_regions, span_is_quoted
+from .quotes import quoted_regions, spans_are_quoted
 from .report import MAX_NEAR_MISSES, Match, Observation, Report, Verdict, match_from, verdict_rank
 from .signals import Fingerprint, Signal, SignalIndex, SignalSkipped, Variants, load_signals
 from .signals.exact import text_key
@@ -529,9 +529,10 @@ def _mark_quoted(content: Content, observations: dict[int, list[Observation]]) -
     tokens = content_tokens(content)
     for obs in observations.values():
         for k, o in enumerate(obs):
-            spans = o.evidence.span_pairs() if o.evidence is not None else []
-            exact = o.evidence is not None and o.evidence.exact_spans
-            if spans and all(span_is_quoted(tokens, regions, d.start, d.end, exact=exact) for d, _ in spans):
+            if o.evidence is None:
+                continue
+            spans = [(d.start, d.end) for d, _ in o.evidence.span_pairs()]
+            if spans_are_quoted(tokens, regions, spans, exact=o.evidence.exact_spans):
                 obs[k] = dataclasses.replace(o, quoted=True)
 
 

@@ -16,11 +16,12 @@ The rule (README, "Quoting"):
   short quotation reads as one without a name); a longer passage between bare quotation marks is not
   taken as a quotation (a pasted page in quotation marks is still a pasted page).
 
-A match is quoted when each of its draft spans lies inside quotations (:func:`span_is_quoted`): an exact
-span (the aligned words of a copied run) when fewer than :data:`QUOTE_SLACK_WORDS` of its words are
-outside quotations, so a draft that quotes one line and copies the rest still fails; a passage span (an
-embedding's whole passage, of which only part may have matched) also when at least half of its words are
-quoted, since the passages that cover the unquoted rest are judged on their own.
+A signal's evidence is quoted (:func:`spans_are_quoted`) when its draft spans lie inside quotations. Exact
+spans (the aligned words of copied runs): each has fewer than :data:`QUOTE_SLACK_WORDS` words outside
+quotations, so a draft that quotes one line and copies the rest still fails. Passage spans (an
+embedding's whole passages, of which only part may have matched): one of them is at least half quoted and
+every one touches a quotation, since overlapping passages around a quotation all resemble its source,
+while a passage that touches no quotation matched something else.
 """
 
 from __future__ import annotations
@@ -151,3 +152,16 @@ def span_is_quoted(tokens: Tokens, regions: Sequence[Region], start: int, end: i
     if not words:
         return False
     return outside < QUOTE_SLACK_WORDS or (not exact and 2 * outside <= words)
+
+
+def spans_are_quoted(tokens: Tokens, regions: Sequence[Region], spans: Sequence[tuple[int, int]], *,
+                     exact: bool = True) -> bool:
+    """Whether evidence with these draft ``spans`` is quoted (the rule in the module docstring);
+    ``exact``: the spans are the matched words themselves, not passages around them."""
+    if not regions or not spans:
+        return False
+    if exact:
+        return all(span_is_quoted(tokens, regions, s, e) for s, e in spans)
+    counts = [words_outside(tokens, regions, s, e) for s, e in spans]
+    return all(words > outside for words, outside in counts) and \
+        any(span_is_quoted(tokens, regions, s, e, exact=False) for s, e in spans)

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from provenance.cli.main import main
 from provenance.content import load_content
-from provenance.quotes import quoted_regions, span_is_quoted
+from provenance.quotes import quoted_regions, span_is_quoted, spans_are_quoted
 from provenance.samples import SOURCES
 from provenance.textnorm import tokenize
 
@@ -47,6 +47,20 @@ def test_span_is_quoted_allows_only_a_few_words_outside():
     tokens, regions = tokenize(text), quoted_regions(text)
     assert span_is_quoted(tokens, regions, 0, text.index("x0"))  # the quotation and its attribution
     assert not span_is_quoted(tokens, regions, 0, len(text))  # 20 more words outside: counts
+
+
+def test_passage_spans_need_one_mostly_quoted_passage_and_all_touching_a_quotation():
+    own = " ".join(f"own{i}" for i in range(30))
+    text = f"{own}\n\n> " + " ".join(f"q{i}" for i in range(40)) + f"\n\n{own} and more {own}"
+    tokens, regions = tokenize(text), quoted_regions(text)
+    q0, q_end = text.index("q0"), text.index("q39") + 3
+    around = (q0 - 60, q_end + 60)  # the quotation with a few words either side
+    straddling = (0, q0 + 40)  # mostly the writer's own words, touching the quotation
+    elsewhere = (len(text) - 60, len(text))  # touching no quotation
+    assert spans_are_quoted(tokens, regions, [around, straddling], exact=False)
+    assert not spans_are_quoted(tokens, regions, [straddling], exact=False)
+    assert not spans_are_quoted(tokens, regions, [around, elsewhere], exact=False)
+    assert not spans_are_quoted(tokens, regions, [around, straddling], exact=True)
 
 
 def test_blockquote_of_an_indexed_passage_does_not_fail(index):
