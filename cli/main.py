@@ -225,6 +225,7 @@ def render_table(reports: list[Report]) -> str:
         for m in r.near_misses:
             deciding = next(o for o in m.observations if o.signal == m.signal)
             lines.append(f"  near miss: item {m.id} {printable(m.path)} {m.signal} {deciding.summary()}")
+            lines += [f"      {o.signal}: {o.summary()}" for o in m.observations if o is not deciding]
         if r.origin is not None and r.origin.signals:
             lines.append(f"  provenance: suggests {r.origin.suggestion}"
                          + (f" ({'; '.join(r.origin.evidence[:2])})" if r.origin.evidence else ""))

@@ -19,7 +19,7 @@ Verdict = Literal["exact", "near-duplicate", "paraphrase", "original"]
 VERDICTS: tuple[Verdict, ...] = ("exact", "near-duplicate", "paraphrase", "original")
 #: Report schema. ``/1`` plus additive fields only: ``near_misses`` and ``provenance`` (what the input
 #: says about its own origin) on reports, ``value``, ``rule`` and ``passed`` in every signal's evidence;
-#: ``quoted`` on matches and observations, ``boilerplate`` in shingle evidence.
+#: ``quoted`` on matches and observations, ``boilerplate`` in shingle evidence, ``evidence`` on near misses.
 SCHEMA = "provenance.report/1"
 #: Most near misses listed on a report.
 MAX_NEAR_MISSES = 3
@@ -293,8 +293,10 @@ class Report:
 
 def _near_miss(m: Match) -> dict[str, Any]:
     o = next(o for o in m.observations if o.signal == m.signal)
+    # Every signal's evidence too: what kept the pair below the bar may be another signal's (a shared
+    # formula marked boilerplate by the shingles while the embeddings came closest).
     return {"id": m.id, "path": m.path, "source": m.source, "signal": o.signal, "value": round(o.value, 4),
-            "threshold": o.threshold, "summary": o.summary()}
+            "threshold": o.threshold, "summary": o.summary(), "evidence": m.evidence}
 
 
 def reports_document(reports: Sequence[Report]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from provenance import Index
+from provenance.cli.main import render_table
 from provenance.content import load_content
 from provenance.indexes.catalog import Catalog, NewItem
 from provenance.signals.embedding import content_overlap, content_words
@@ -87,6 +88,9 @@ def test_shared_sign_off_alone_is_boilerplate_not_a_near_duplicate(signed_index)
     assert ev["regions"][0]["boilerplate"] and ev["regions"][0]["shared_by"] == 24
     assert ev["common_at"] == 5 and not shingle[0].passed
     assert "boilerplate: 15-word run shared by 24 indexed documents" in shingle[0].summary()
+    near = report.to_dict()["near_misses"]
+    assert any(n["evidence"].get("text-shingle", {}).get("boilerplate") for n in near)
+    assert "boilerplate: 15-word run shared by 24 indexed documents" in render_table([report])
 
 
 @needs_data
