@@ -232,12 +232,14 @@ def render_table(reports: list[Report]) -> str:
             # threshold follow on the evidence lines.
             src = f" [{m.source}]" if m.source else ""
             allowed = f" — allowed: {m.allowed}" if m.allowed else ""
+            allowed += f" — quoted: {m.quoted}" if m.quoted else ""
             lines.append(f"  {m.verdict:<14} item {m.id} {printable(m.path)}{src} via {m.signal} "
                          f"(score {m.score:.2f}){allowed}")
             lines += [f"      {line}" for line in m.lines()]
         for m in r.near_misses:
             deciding = next(o for o in m.observations if o.signal == m.signal)
             lines.append(f"  near miss: item {m.id} {printable(m.path)} {m.signal} {deciding.summary()}")
+            lines += [f"      {o.signal}: {o.summary()}" for o in m.observations if o is not deciding]
         if r.origin is not None and r.origin.signals:
             lines.append(f"  provenance: suggests {r.origin.suggestion}"
                          + (f" ({'; '.join(r.origin.evidence[:2])})" if r.origin.evidence else ""))

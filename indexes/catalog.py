@@ -59,7 +59,11 @@ CREATE TABLE IF NOT EXISTS shingles (
 CREATE INDEX IF NOT EXISTS shingles_hash ON shingles(hash);
 CREATE INDEX IF NOT EXISTS shingles_item ON shingles(item_id);
 CREATE TABLE IF NOT EXISTS signals (name TEXT PRIMARY KEY, version INTEGER NOT NULL, model TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shingle_df (hash INTEGER PRIMARY KEY, docs INTEGER NOT NULL);
 """
+#: ``meta`` key set once ``shingle_df`` holds the document frequency of every stored shingle (catalogs made
+#: before it existed are back-filled when opened).
+_SHINGLE_DF_META = "shingle_df"
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,8 @@ class Catalog:
                 self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('catalog_id', ?)",
                                 (uuid.uuid4().hex,))
             self.catalog_id: str = str(self.get_meta("catalog_id"))
+            if self.get_meta(_SHINGLE_DF_META) is None:
+                self.rebuild_shingle_df()
         except sqlite3.DatabaseError as exc:
             raise ProvenanceIndexError(
                 f"{self.path}: not a readable catalog ({exc}); restore it from a backup, or move it away and "
@@ -217,6 +223,8 @@ class Catalog:
                            [(item_id, s, a, b, v) for s, a, b, v in item.fingerprints])
             db.executemany("INSERT INTO shingles(hash, item_id, pos) VALUES (?, ?, ?)",
                            [(h, item_id, p) for h, p in item.shingles])
+            if item.shingles:
+                self._count_shingles(item_id, +1)
             db.execute("COMMIT")
             return item_id, True
         except BaseException:
@@ -226,7 +234,46 @@ class Catalog:
 
     def _delete_fingerprints(self, item_id: int) -> None:
         self.db.execute("DELETE FROM fingerprints WHERE item_id=?", (item_id,))
+        self._delete_shingles(item_id)
+
+    def _delete_shingles(self, item_id: int) -> None:
+        """Drop an item's shingle postings and its share of the document frequencies (inside the
+        caller's transaction, so postings and frequencies never disagree)."""
+        self._count_shingles(item_id, -1)
         self.db.execute("DELETE FROM shingles WHERE item_id=?", (item_id,))
+
+    def _count_shingles(self, item_id: int, delta: int) -> None:
+        """Add ``delta`` to the document frequency of each distinct shingle the item holds."""
+        if delta > 0:
+            # "WHERE true": SQLite's upsert after a SELECT needs a WHERE to parse the ON CONFLICT.
+            self.db.execute("INSERT INTO shingle_df(hash, docs) SELECT DISTINCT hash, 1 FROM shingles "
+                            "WHERE item_id=? AND true ON CONFLICT(hash) DO UPDATE SET docs = docs + 1",
+                            (item_id,))
+        else:
+            self.db.execute("UPDATE shingle_df SET docs = docs - 1 WHERE hash IN "
+                            "(SELECT hash FROM shingles WHERE item_id=?)", (item_id,))
+            self.db.execute("DELETE FROM shingle_df WHERE docs <= 0 AND hash IN "
+                            "(SELECT hash FROM shingles WHERE item_id=?)", (item_id,))
+
+    def rebuild_shingle_df(self) -> int:
+        """Recount the document frequency of every stored shingle from the postings (one transaction).
+
+        Run when a catalog made before the counts existed is opened, and by ``provenance rebuild``.
+        Returns the number of distinct shingles.
+        """
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM shingle_df")
+            db.execute("INSERT INTO shingle_df(hash, docs) SELECT hash, count(DISTINCT item_id) FROM shingles "
+                       "GROUP BY hash")
+            self.set_meta(_SHINGLE_DF_META, "1")
+            n = int(db.execute("SELECT count(*) FROM shingle_df").fetchone()[0])
+            db.execute("COMMIT")
+            return n
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def remove_item(self, item_id: int) -> ItemRow | None:
         """Mark an item removed (it never matches again). Returns it, or ``None`` if unknown/removed."""
@@ -234,10 +281,15 @@ class Catalog:
         if item is None or item.removed:
             return None
         self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute("UPDATE items SET removed=1 WHERE id=?", (item_id,))
-        # Shingles are looked up in SQLite directly, so drop them; vectors stay (filtered on read).
-        self.db.execute("DELETE FROM shingles WHERE item_id=?", (item_id,))
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("UPDATE items SET removed=1 WHERE id=?", (item_id,))
+            # Shingles are looked up in SQLite directly, so drop them (and their document frequencies);
+            # vectors stay (filtered on read).
+            self._delete_shingles(item_id)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
         return item
 
     def get_item(self, item_id: int) -> ItemRow | None:
@@ -303,6 +355,9 @@ class Catalog:
                            [(item_id, s, a, b, v) for s, a, b, v in fingerprints])
             db.executemany("INSERT INTO shingles(hash, item_id, pos) VALUES (?, ?, ?)",
                            [(h, item_id, p) for h, p in shingles])
+            if shingles:
+                # Only this call's postings are new (a back-fill gives an item its shingles once).
+                self._count_shingles(item_id, +1)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -356,6 +411,20 @@ class Catalog:
                                      "GROUP BY item_id", chunk):
                 counts[int(r[0])] = counts.get(int(r[0]), 0) + int(r[1])
         return counts
+
+    def shingle_document_frequency(self, hashes: Iterable[int], at_least: int = 1) -> dict[int, int]:
+        """``hash -> number of live items holding it`` for those of ``hashes`` held by ``at_least`` items."""
+        out: dict[int, int] = {}
+        for chunk in _chunks(sorted(set(hashes)), 900):
+            q = ",".join("?" * len(chunk))
+            for r in self.db.execute(f"SELECT hash, docs FROM shingle_df WHERE docs >= ? AND hash IN ({q})",
+                                     [at_least, *chunk]):
+                out[int(r[0])] = int(r[1])
+        return out
+
+    def text_item_count(self) -> int:
+        """Number of live text items (what a shingle's document frequency is relative to)."""
+        return int(self.db.execute("SELECT count(*) FROM items WHERE removed=0 AND media='text'").fetchone()[0])
 
     def counts(self) -> dict[str, int]:
         """Item counts by media, plus removed and fingerprint totals."""

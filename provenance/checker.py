@@ -7,6 +7,7 @@ Everything the CLI does goes through :class:`Index`, and :class:`Index` goes thr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .errors import BadInputError, ProvenanceIndexError, UnknownItemError
 from .indexes.catalog import Catalog, ItemRow, NewItem
 from .indexes.vectors import VectorIndex
 from .limits import budget_notes
+from .quotes import quoted_regions, spans_are_quoted
 from .report import MAX_NEAR_MISSES, Match, Observation, Report, Verdict, match_from, verdict_rank
 from .signals import Fingerprint, Signal, SignalIndex, SignalSkipped, Variants, load_signals
 from .signals.exact import text_key
@@ -186,11 +188,14 @@ class Index:
         return vi
 
     def rebuild(self) -> dict[str, Any]:
-        """Back-fill signals installed after items were added, then rebuild every FAISS index from the
-        catalog (after an upgrade, a new signal or a damaged snapshot)."""
+        """Back-fill signals installed after items were added, recount the shingles' document
+        frequencies, then rebuild every FAISS index from the catalog (after an upgrade, a new signal or
+        a damaged snapshot)."""
         out: dict[str, Any] = {}
         if self.pending:
             out["backfilled"] = self._backfill()
+        # Shingle document frequencies are derived from the postings too: recount them.
+        out["shingle_df"] = self.catalog.rebuild_shingle_df()
         for s in self._vector_signals():
             vi = self._new_vectors(s)
             vi.rebuild_from(self.catalog)  # live fingerprints only
@@ -442,10 +447,15 @@ class Index:
 
         Matches against ``allow_sources`` (the user's own archive, a licensed source) and exact matches
         against the user's own disclosures stay in the report, marked ``allowed`` with the reason, and do
-        not count towards the verdict. ``progress``: see :meth:`observe`.
+        not count towards the verdict. So do matches whose every matched draft span lies inside a
+        quotation the draft marks (Markdown blockquote, attributed or short quotation: :mod:`.quotes`),
+        marked ``quoted``; a span with a copied run outside the quotation still counts. ``progress``: see
+        :meth:`observe`.
         """
         allowed_sources = set(allow_sources)
         seen = self.observe(content, precomputed=precomputed, only=only, progress=progress)
+        if content.text is not None:
+            _mark_quoted(content, seen.observations)
         skip = set(exclude)
         matches: list[Match] = []
         near: list[Match] = []
@@ -459,10 +469,10 @@ class Index:
             elif row.source == OWN_DISCLOSURE_SOURCE and m.verdict == "exact":
                 m.allowed = "your own disclosed content (provenance disclose)"
             (near if m.verdict == "original" else matches).append(m)
-        matches.sort(key=lambda m: (m.allowed is not None, verdict_rank(m.verdict), -m.score, m.id))
+        matches.sort(key=lambda m: (not m.counts, verdict_rank(m.verdict), -m.score, m.id))
         near.sort(key=lambda m: (-m.score, m.id))
         matches = matches[:MAX_MATCHES]
-        counted = [m for m in matches if m.allowed is None]
+        counted = [m for m in matches if m.counts]
         verdict: Verdict = counted[0].verdict if counted else "original"
         score = max((m.score for m in counted if m.verdict == verdict), default=0.0)
         return Report(path=content.name, media=content.media, verdict=verdict, score=score,
@@ -539,6 +549,22 @@ def _size(content: Content) -> str:
     if content.image is not None:
         return "{}x{} px".format(*content.original_size) if content.original_size else "the image"
     return "the content"
+
+
+def _mark_quoted(content: Content, observations: dict[int, list[Observation]]) -> None:
+    """Mark, in place, each observation whose evidence has draft spans all inside the draft's quotations."""
+    assert content.text is not None
+    regions = quoted_regions(content.text)
+    if not regions:
+        return
+    tokens = content_tokens(content)
+    for obs in observations.values():
+        for k, o in enumerate(obs):
+            if o.evidence is None:
+                continue
+            spans = [(d.start, d.end) for d, _ in o.evidence.span_pairs()]
+            if spans_are_quoted(tokens, regions, spans, exact=o.evidence.exact_spans):
+                obs[k] = dataclasses.replace(o, quoted=True)
 
 
 def _label(src: Source) -> str:

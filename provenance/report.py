@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Verdict = Literal["exact", "near-duplicate", "partial", "paraphrase", "original"]
 
@@ -23,7 +23,8 @@ Verdict = Literal["exact", "near-duplicate", "partial", "paraphrase", "original"
 VERDICTS: tuple[Verdict, ...] = ("exact", "near-duplicate", "partial", "paraphrase", "original")
 #: Report schema. ``/1`` plus additive fields only: ``near_misses`` and ``provenance`` (what the input
 #: says about its own origin) on reports, ``value``, ``rule`` and ``passed`` in every signal's evidence;
-#: and one additive verdict value, ``partial``.
+#: ``quoted`` on matches and observations, ``boilerplate`` in shingle evidence, ``evidence`` on near misses,
+#: ``score`` (calibrated) in every signal's evidence; and one additive verdict value, ``partial``.
 SCHEMA = "provenance.report/1"
 #: Most near misses listed on a report.
 MAX_NEAR_MISSES = 3
@@ -53,6 +54,11 @@ class Evidence:
     Subclasses are dataclasses owned by their signal; renderers (table, JSON, CSV, HTML) use only these
     methods, never the signal's name.
     """
+
+    #: Whether the draft spans of :meth:`span_pairs` are the matched words themselves (aligned runs), or
+    #: the passages that contain what matched (embeddings): ``check`` judges a quotation by them
+    #: (:func:`provenance.quotes.span_is_quoted`).
+    exact_spans: ClassVar[bool] = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the fields of the dataclass, nested spans as dicts)."""
@@ -149,6 +155,9 @@ class Observation:
     #: ``(chance, identity)``: the signal's value typical of unrelated content and of identical content
     #: (see :attr:`confidence`); ``None`` derives them from the threshold.
     anchors: tuple[float, float] | None = None
+    #: Every draft span of the evidence lies inside a quotation the draft marks (set by ``check``,
+    #: :mod:`provenance.quotes`): reported, but it does not count towards the verdict.
+    quoted: bool = False
 
     @property
     def passed(self) -> bool:
@@ -180,6 +189,8 @@ class Observation:
                    score=round(self.confidence, 4))
         if self.rule:
             out["rule"] = self.rule
+        if self.quoted:
+            out["quoted"] = True
         return out
 
     def summary(self) -> str:
@@ -187,7 +198,8 @@ class Observation:
         op = "<=" if self.lower_is_closer else ">="
         head = self.evidence.summary() if self.evidence is not None else f"{self.value:g}"
         verdict = "passes" if self.passed else "below the bar"
-        return f"{head} ({verdict}: {op} {self.threshold:g}{', ' + self.rule if self.rule else ''})"
+        quoted = ", inside a quotation" if self.quoted else ""
+        return f"{head} ({verdict}: {op} {self.threshold:g}{', ' + self.rule if self.rule else ''}{quoted})"
 
 
 def _clamp(x: float) -> float:
@@ -222,10 +234,11 @@ def decide(observations: Sequence[Observation]) -> Verdict:
     return decisive(resolve(observations))[0]
 
 
-def decisive(resolved: Sequence[Observation]) -> tuple[Verdict, Observation | None]:
+def decisive(resolved: Sequence[Observation], *,
+             include_quoted: bool = False) -> tuple[Verdict, Observation | None]:
     """The verdict of already resolved observations and the observation that decided it (the closest
-    passing one of the strongest verdict)."""
-    passing = [o for o in resolved if o.passed]
+    passing one of the strongest verdict). Quoted observations do not count unless ``include_quoted``."""
+    passing = [o for o in resolved if o.passed and (include_quoted or not o.quoted)]
     if not passing:
         return "original", None
     best = min(passing, key=lambda o: (verdict_rank(o.verdict_on_match), -o.confidence))
@@ -252,6 +265,14 @@ class Match:
     #: Why this match does not count against the input (an allowed source, the user's own disclosure),
     #: or ``None`` when it counts.
     allowed: str | None = None
+    #: Why this match does not count because the draft quotes what matched (every passing observation's
+    #: draft spans lie inside quotations), or ``None``.
+    quoted: str | None = None
+
+    @property
+    def counts(self) -> bool:
+        """Whether this match counts towards the verdict (neither allowed nor quoted)."""
+        return self.allowed is None and self.quoted is None
 
     @property
     def evidence(self) -> dict[str, dict[str, Any]]:
@@ -263,7 +284,8 @@ class Match:
         return {"id": self.id, "path": self.path, "source": self.source, "media": self.media,
                 "verdict": self.verdict, "signal": self.signal, "distance": self.distance,
                 "score": round(self.score, 4), "threshold": self.threshold, "evidence": self.evidence,
-                **({"allowed": self.allowed} if self.allowed else {})}
+                **({"allowed": self.allowed} if self.allowed else {}),
+                **({"quoted": self.quoted} if self.quoted else {})}
 
     def lines(self) -> list[str]:
         """What a table shows for this match: every observation's summary, then the details of the
@@ -277,14 +299,23 @@ class Match:
 
 def match_from(item_id: int, path: str | None, source: str | None, media: str,
                observations: Sequence[Observation]) -> Match:
-    """A :class:`Match` (verdict ``original`` for a near miss) from one pair's observations."""
+    """A :class:`Match` (verdict ``original`` for a near miss) from one pair's observations.
+
+    When only quoted observations pass, the match keeps the verdict they support (so the report says
+    what was quoted) and is marked ``quoted``: it does not count towards the input's verdict.
+    """
     resolved = resolve(observations)
     verdict, best = decisive(resolved)
+    quoted = None
+    if best is None:
+        verdict, best = decisive(resolved, include_quoted=True)
+        if best is not None:
+            quoted = "the draft quotes the matched text (every matched span lies inside a quotation)"
     if best is None:  # a near miss: report the observation closest to its own threshold
         best = max(resolved, key=lambda o: o.confidence)
     return Match(id=item_id, path=path, source=source, media=media, verdict=verdict, signal=best.signal,
                  distance=best.value if best.lower_is_closer else None, score=best.confidence,
-                 threshold=best.threshold, observations=list(resolved))
+                 threshold=best.threshold, observations=list(resolved), quoted=quoted)
 
 
 @dataclass
@@ -327,8 +358,10 @@ class Report:
 
 def _near_miss(m: Match) -> dict[str, Any]:
     o = next(o for o in m.observations if o.signal == m.signal)
+    # Every signal's evidence too: what kept the pair below the bar may be another signal's (a shared
+    # formula marked boilerplate by the shingles while the embeddings came closest).
     return {"id": m.id, "path": m.path, "source": m.source, "signal": o.signal, "value": round(o.value, 4),
-            "threshold": o.threshold, "summary": o.summary()}
+            "threshold": o.threshold, "summary": o.summary(), "evidence": m.evidence}
 
 
 def reports_document(reports: Sequence[Report]) -> dict[str, Any]:

@@ -575,10 +575,11 @@ def _origin(data: bytes, label: str) -> Any:
 
 
 def _fails(report: Report, fail_on: str, allowed: set[str]) -> bool:
-    """``Report.fails`` with matches against allowed sources (your own archive) not counting."""
+    """``Report.fails`` with matches against allowed sources (your own archive) and quoted matches not
+    counting."""
     if fail_on == "never":
         return False
-    return any(verdict_rank(m.verdict) <= verdict_rank(fail_on) and m.source not in allowed
+    return any(verdict_rank(m.verdict) <= verdict_rank(fail_on) and m.source not in allowed and m.counts
                for m in report.matches)
 
 

@@ -9,10 +9,11 @@ The vector dimension is the model's own (any sentence-transformers directory wor
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from ..errors import MissingComponentError
 from ..report import Evidence, Observation, Span
 from ..textnorm import snippet, tokenize
 from .base import Fingerprint, SignalIndex, Store, Variants
-from .text import PassageSignal
+from .text import PassageSignal, ShingleSignal, common_words_mask
 
 if TYPE_CHECKING:
     from ..indexes.catalog import ItemRow
@@ -51,9 +52,10 @@ def content_words(text: str) -> set[str]:
     return {w for w in tokenize(text).words if len(w) > 2 and w not in _STOPWORDS}
 
 
-def content_overlap(a: str, b: str) -> float:
-    """Share of the smaller passage's content words that the other passage also uses (0..1)."""
-    wa, wb = content_words(a), content_words(b)
+def content_overlap(a: str, b: str, ignore: frozenset[str] = frozenset()) -> float:
+    """Share of the smaller passage's content words that the other passage also uses (0..1), leaving
+    out the words in ``ignore`` (a shared formula's)."""
+    wa, wb = content_words(a) - ignore, content_words(b) - ignore
     return len(wa & wb) / max(1, min(len(wa), len(wb)))
 
 
@@ -109,10 +111,12 @@ class EmbedSignal(PassageSignal):
         sentence-transformers (:func:`provenance.encoders.default_text_encoder`)."""
         return default_text_encoder(self.model_path)
 
-    def supports_paraphrase(self, cosine: float, draft_passage: str, source_passage: str) -> bool:
-        """Whether one passage pair is paraphrase evidence (see the class docstring)."""
+    def supports_paraphrase(self, cosine: float, draft_passage: str, source_passage: str,
+                            ignore: frozenset[str] = frozenset()) -> bool:
+        """Whether one passage pair is paraphrase evidence (see the class docstring); ``ignore``: content
+        words of boilerplate (shared by many indexed items) that do not count as shared."""
         return cosine >= self.threshold and \
-            content_overlap(draft_passage, source_passage) >= self.min_content_overlap
+            content_overlap(draft_passage, source_passage, ignore) >= self.min_content_overlap
 
     def model_id(self) -> str:
         if self._model_id is None:
@@ -141,11 +145,17 @@ class PassagePair:
     content_overlap: float
     draft: Span
     source: Span
+    #: Content words of the draft passage left out of ``content_overlap`` because they belong to a
+    #: formula many indexed items share (a sign-off, a licence header).
+    boilerplate_words: int = 0
 
 
 @dataclass(frozen=True)
 class EmbedEvidence(Evidence):
     """The closest passage pairs between the draft and one source."""
+
+    #: The draft spans are whole passages, not the matched words.
+    exact_spans: ClassVar[bool] = False
 
     max_cosine: float
     #: Best cosine among pairs that also pass the content-word gate (0 if none): what the verdict uses.
@@ -171,6 +181,8 @@ class EmbedQuery:
     text: str
     passages: list[Fingerprint]
     matrix: np.ndarray
+    #: Per draft passage: its content words that only common shingles cover (boilerplate).
+    common: list[frozenset[str]]
 
 
 class EmbedIndex(SignalIndex[EmbedQuery]):
@@ -182,7 +194,8 @@ class EmbedIndex(SignalIndex[EmbedQuery]):
     def prepare(self, content: Content, variants: Variants | None) -> EmbedQuery:
         assert content.text is not None
         fps = variants[0][1] if variants else self.signal.fingerprint(content)
-        return EmbedQuery(content.text, fps, np.stack([np.asarray(f.value, dtype=np.float32) for f in fps]))
+        return EmbedQuery(content.text, fps, np.stack([np.asarray(f.value, dtype=np.float32) for f in fps]),
+                          _boilerplate_words(self.store, content, fps))
 
     def candidates(self, query: EmbedQuery) -> list[int]:
         sims, ids = self.store.vectors(self.signal).search(query.matrix, SEARCH_K)
@@ -218,11 +231,14 @@ class EmbedIndex(SignalIndex[EmbedQuery]):
             d0, d1 = query.passages[qi].start or 0, query.passages[qi].end or 0
             s0, s1 = rows[si][0] or 0, rows[si][1] or 0
             draft_passage, source_passage = query.text[d0:d1], source_text[s0:s1]
-            if s.supports_paraphrase(sim, draft_passage, source_passage):
+            # A sign-off both passages end with says nothing about paraphrase: its words do not count
+            # as shared content (issue "boilerplate is not copying").
+            ignore = query.common[qi]
+            if s.supports_paraphrase(sim, draft_passage, source_passage, ignore):
                 supported = max(supported, sim)
-            shown.append(PassagePair(sim, content_overlap(draft_passage, source_passage),
+            shown.append(PassagePair(sim, content_overlap(draft_passage, source_passage, ignore),
                                      Span(d0, d1, snippet(query.text, d0, d1)),
-                                     Span(s0, s1, snippet(source_text, s0, s1))))
+                                     Span(s0, s1, snippet(source_text, s0, s1)), len(ignore)))
             if len(shown) >= MAX_PASSAGES:
                 break
         max_cos = float(sims.max())
@@ -230,3 +246,19 @@ class EmbedIndex(SignalIndex[EmbedQuery]):
         # supports_paraphrase(); the evidence still shows the raw best cosine.
         return self.observation(supported, max_cos,
                                 EmbedEvidence(max_cos, supported, s.min_content_overlap, tuple(shown)))
+
+
+def _boilerplate_words(store: Store, content: Content, passages: Sequence[Fingerprint]) -> list[frozenset[str]]:
+    """Per passage, its content words that only common shingles cover (empty where none are common)."""
+    tokens, mask = common_words_mask(store, content, extend=ShingleSignal.window - 1)
+    if not mask.any():
+        return [frozenset()] * len(passages)
+    out = []
+    for f in passages:
+        lo = bisect.bisect_left(tokens.starts, f.start or 0)
+        hi = bisect.bisect_right(tokens.ends, f.end or 0, lo=lo)
+        common = {tokens.words[k] for k in range(lo, hi) if mask[k]}
+        rare = {tokens.words[k] for k in range(lo, hi) if not mask[k]}
+        # A word the passage also uses outside the formula still counts.
+        out.append(frozenset(common - rare))
+    return out

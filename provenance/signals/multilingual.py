@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -50,6 +50,9 @@ MAX_CANDIDATES = 20
 @dataclass(frozen=True)
 class XlingualEvidence(Evidence):
     """One aligned run between a draft and a source item, ready to render."""
+
+    #: The draft spans are whole passages, not the matched words.
+    exact_spans: ClassVar[bool] = False
 
     relation: str               # "translation" | "paraphrase"
     draft_language: str

@@ -28,6 +28,18 @@ MAX_TEXT_CANDIDATES = 20
 #: Most copied regions listed in the evidence.
 MAX_REGIONS = 10
 
+# Document frequency (issue: "boilerplate is not copying"). A stored shingle held by many indexed items
+# (a standing disclaimer, a licence header, a sign-off) is *common*; the words of an aligned run that
+# only common shingles cover do not count towards the copied-run length. In a small index every text
+# may share a line by chance of topic, and a count of 3 says nothing, so the rule needs both an index
+# of some size and an absolute and a relative count.
+#: Fewest live text items before document frequency applies at all.
+DF_MIN_ITEMS = 20
+#: A shingle is common when at least this many items hold it ...
+DF_MIN_DOCS = 5
+#: ... and at least this share of the live text items.
+DF_MIN_SHARE = 0.01
+
 # ---------------------------------------------------------------------------------------------------
 # Shingles
 
@@ -121,6 +133,13 @@ class CopiedRegion:
     words: int
     draft: Span
     source: Span
+    #: Words of the run not covered by common shingles (what counts as copied); ``words`` when
+    #: document frequency does not apply.
+    distinctive_words: int = -1
+    #: Fewest indexed items holding one of the run's common shingles (0: none of them is common).
+    shared_by: int = 0
+    #: The run is a shared formula: long enough, but too few distinctive words to count.
+    boilerplate: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,9 +151,19 @@ class ShingleEvidence(Evidence):
     draft_coverage: float
     source_coverage: float
     regions: tuple[CopiedRegion, ...]
+    #: Every run long enough to count is made of shingles many indexed items share (the regions listed
+    #: are those runs): a shared formula, not a copy.
+    boilerplate: bool = False
+    #: Items holding a shingle before it is common (0: the index is too small for document frequency).
+    common_at: int = 0
 
     def summary(self) -> str:
-        """e.g. ``longest shared run 57 words; 40% of the draft, 12% of the source``."""
+        """e.g. ``longest shared run 57 words; 40% of the draft, 12% of the source``, or for a shared
+        formula ``boilerplate: 15-word run shared by 37 indexed documents``."""
+        if self.boilerplate and self.regions:
+            r = self.regions[0]
+            return (f"boilerplate: {r.words}-word run shared by {r.shared_by} indexed documents "
+                    f"({r.distinctive_words} words not common)")
         return (f"longest shared run {self.longest_run_words} words; {self.draft_coverage:.0%} of the "
                 f"draft, {self.source_coverage:.0%} of the source")
 
@@ -142,7 +171,11 @@ class ShingleEvidence(Evidence):
         """The first two copied regions with snippets."""
         out = []
         for r in self.regions[:2]:
-            out.append(f"copied {r.words} words: draft [{r.draft.start}:{r.draft.end}] \"{r.draft.snippet[:70]}\"")
+            what = "boilerplate" if r.boilerplate else "copied"
+            common = f" ({r.words - r.distinctive_words} in shingles shared by {r.shared_by}+ documents)" \
+                if r.shared_by and not r.boilerplate else ""
+            out.append(f"{what} {r.words} words{common}: draft [{r.draft.start}:{r.draft.end}] "
+                       f"\"{r.draft.snippet[:70]}\"")
             out.append(f"  source [{r.source.start}:{r.source.end}] \"{r.source.snippet[:70]}\"")
         return out
 
@@ -155,6 +188,11 @@ class ShingleQuery:
     text: str
     tokens: Tokens
     hashes: np.ndarray
+    #: Document frequency of the draft's common shingles (hash -> items holding it); empty when the
+    #: index is too small for document frequency to apply.
+    common: dict[int, int]
+    #: Items holding a shingle before it is common (0: document frequency does not apply).
+    common_at: int
 
 
 class ShingleIndex(SignalIndex[ShingleQuery]):
@@ -170,11 +208,17 @@ class ShingleIndex(SignalIndex[ShingleQuery]):
     def prepare(self, content: Content, variants: Variants | None) -> ShingleQuery:
         assert content.text is not None
         tokens, hashes = self.signal.grams(content)
-        return ShingleQuery(content.text, tokens, hashes)
+        cutoff = common_cutoff(self.store.catalog.text_item_count())
+        common = self.store.catalog.shingle_document_frequency((int(h) for h in hashes), cutoff) \
+            if cutoff else {}
+        return ShingleQuery(content.text, tokens, hashes, common, cutoff)
 
     def candidates(self, query: ShingleQuery) -> list[int]:
         hits = self.store.catalog.shingle_hits(int(h) for h in query.hashes)
-        return sorted(hits, key=lambda i: -hits[i])[:MAX_TEXT_CANDIDATES]
+        # Rank by rare shared shingles first: the dozens of items that share only a sign-off with the
+        # draft must not push the one it copied from out of the candidates.
+        common = self.store.catalog.shingle_hits(query.common) if query.common else {}
+        return sorted(hits, key=lambda i: (-(hits[i] - common.get(i, 0)), -hits[i]))[:MAX_TEXT_CANDIDATES]
 
     def verify(self, query: ShingleQuery, content: Content, item: ItemRow) -> Observation | None:
         s = self.signal
@@ -185,20 +229,79 @@ class ShingleIndex(SignalIndex[ShingleQuery]):
         regions = align(query.hashes, shingle_hashes(src_tokens, s.n), s.n, s.max_gap)
         if not regions:
             return None
-        strong = [r for r in regions if r.words >= s.threshold]
-        coverage = covered(strong, len(query.tokens))
+        weighed = [(r, *_distinctive(r, query, s.n)) for r in regions]
+        long_runs = [w for w in weighed if w[0].words >= s.threshold]
+        # A run counts by its distinctive words: a shared formula inside a copied page leaves the rest
+        # counting, while a run made only of common shingles does not reach the threshold.
+        strong = [w for w in long_runs if w[1] >= s.threshold]
+        boilerplate = not strong and bool(long_runs)
+        coverage = covered([w[0] for w in strong], len(query.tokens))
+        shown = strong or long_runs or weighed[:1]
         ev = ShingleEvidence(
             longest_run_words=regions[0].words, draft_coverage=coverage,
-            source_coverage=covered([Region(r.s_start, r.s_end, 0, 0, 0) for r in strong], len(src_tokens)),
-            regions=tuple(_region(r, query.text, query.tokens, source_text, src_tokens)
-                          for r in (strong or regions[:1])[:MAX_REGIONS]))
-        return self.observation(regions[0].words, coverage, ev)
+            source_coverage=covered([Region(w[0].s_start, w[0].s_end, 0, 0, 0) for w in strong],
+                                    len(src_tokens)),
+            regions=tuple(_region(r, d, df, r.words >= s.threshold and d < s.threshold,
+                                  query.text, query.tokens, source_text, src_tokens)
+                          for r, d, df in shown[:MAX_REGIONS]),
+            boilerplate=boilerplate, common_at=query.common_at)
+        return self.observation(max(d for _, d, _ in weighed), coverage, ev)
 
 
-def _region(r: Region, draft: str, dt: Tokens, source: str, st: Tokens) -> CopiedRegion:
+def common_cutoff(text_items: int) -> int:
+    """How many items must hold a shingle for it to be common in an index of ``text_items`` live texts
+    (0: too few items for document frequency to mean anything)."""
+    if text_items < DF_MIN_ITEMS:
+        return 0
+    return max(DF_MIN_DOCS, int(np.ceil(DF_MIN_SHARE * text_items)))
+
+
+def common_words_mask(store: Store, content: Content, extend: int = 0) -> tuple[Tokens, np.ndarray]:
+    """The folded words of a text ``content`` and, per word, whether a common shingle (held by many
+    indexed items: :func:`common_cutoff`) covers it, or one does within ``extend`` words; all ``False``
+    where document frequency does not apply.
+
+    What the passage signals use to leave a shared formula out of their evidence. Stored shingles are
+    winnowed, so a formula's first and last few words may have no common shingle of their own:
+    ``extend`` (up to the winnowing window less one) reaches them.
+    """
+    tokens = content_tokens(content)
+    n = ShingleSignal.n
+    mask = np.zeros(len(tokens), dtype=bool)
+    cutoff = common_cutoff(store.catalog.text_item_count())
+    if not cutoff or len(tokens) < n:
+        return tokens, mask
+    hashes = shingle_hashes(tokens, n)
+    common = store.catalog.shingle_document_frequency((int(h) for h in hashes), cutoff)
+    if common:
+        for p, h in enumerate(hashes.tolist()):
+            if h in common:
+                mask[max(0, p - extend):p + n + extend] = True
+    return tokens, mask
+
+
+def _distinctive(r: Region, query: ShingleQuery, n: int) -> tuple[int, int]:
+    """``(words of the run not covered by a common shingle, fewest items holding one of its common
+    shingles)``. Stored shingles are winnowed, so inside a shared formula common shingles stand at most
+    a window apart and, n words wide each, cover it whole but for a few words at its edges."""
+    if not query.common:
+        return r.words, 0
+    covered_words = np.zeros(r.words, dtype=bool)
+    shared_by = 0
+    for p in range(r.d_start, max(r.d_start, r.d_end - n + 1)):
+        docs = query.common.get(int(query.hashes[p]))
+        if docs is not None:
+            covered_words[p - r.d_start:p - r.d_start + n] = True
+            shared_by = docs if not shared_by else min(shared_by, docs)
+    return r.words - int(covered_words.sum()), shared_by
+
+
+def _region(r: Region, distinctive: int, shared_by: int, boilerplate: bool,
+            draft: str, dt: Tokens, source: str, st: Tokens) -> CopiedRegion:
     d0, d1 = dt.starts[r.d_start], dt.ends[min(r.d_end, len(dt)) - 1]
     s0, s1 = st.starts[r.s_start], st.ends[min(r.s_end, len(st)) - 1]
-    return CopiedRegion(r.words, Span(d0, d1, snippet(draft, d0, d1)), Span(s0, s1, snippet(source, s0, s1)))
+    return CopiedRegion(r.words, Span(d0, d1, snippet(draft, d0, d1)), Span(s0, s1, snippet(source, s0, s1)),
+                        distinctive, shared_by, boilerplate)
 
 
 # ---------------------------------------------------------------------------------------------------
