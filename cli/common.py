@@ -122,6 +122,12 @@ class StatusLine:
             sys.stderr.write(text + "\n")
         sys.stderr.flush()
 
+    def prefixed(self, prefix: str) -> Callable[[str], None]:
+        """A progress callback that shows ``prefix: stage`` (e.g. the file being checked)."""
+        def show(stage: str) -> None:
+            self.show(f"{prefix}: {stage}")
+        return show
+
     def clear(self) -> None:
         """Remove the status line before results are printed."""
         if self.enabled and self.live and self.width:

@@ -192,7 +192,7 @@ def check(paths: tuple[Path, ...], fail_on: str, as_json: bool, as_jsonl: bool, 
             try:
                 report = idx.check(src if isinstance(src, bytes) else Path(src), name, origin=origin,
                                    allow_sources=allow_sources,
-                                   progress=lambda stage, where=where: status.show(f"{where}: {stage}"))
+                                   progress=status.prefixed(where))
             except BadInputError as exc:
                 on_error(Path(name), str(exc).removeprefix(f"{name}: "))
                 continue
