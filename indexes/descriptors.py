@@ -21,11 +21,7 @@ old or the new snapshot, never half of one); leftovers of killed writers are rem
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +32,6 @@ from .catalog import Catalog
 from .vectors import SnapshotMismatch, remove_stale_temporary_files
 
 MAGIC = b"PROVENANCE-DESCRIPTORS/1\n"
-_DIGEST = 32
 #: Images whose stored descriptors are compared with the catalog's blobs on open (the newest and evenly
 #: spaced others): catches a snapshot paired with the wrong rows for one indexed SELECT.
 SPOT_CHECKS = 8
@@ -69,15 +64,8 @@ class DescriptorSnapshot:
         """``last_row`` from the header of the file at ``path`` (``None``: none, unreadable or another
         catalog's). Reads the header only; :meth:`load` checks the rest."""
         try:
-            with open(path, "rb") as f:
-                head = f.read(len(MAGIC) + 8)
-                if not head.startswith(MAGIC) or len(head) < len(MAGIC) + 8:
-                    return None
-                (hlen,) = struct.unpack(">Q", head[len(MAGIC):])
-                if hlen > 1 << 20:
-                    return None
-                header = json.loads(f.read(hlen))
-            if not isinstance(header, dict) or header.get("catalog_id") != catalog_id:
+            header = vectors.snapshot_header(path, MAGIC)
+            if header.get("catalog_id") != catalog_id:
                 return None
             return int(header["last_row"])
         except (OSError, ValueError, KeyError, TypeError, struct.error):
@@ -100,23 +88,8 @@ class DescriptorSnapshot:
         self.catch_up(catalog)
 
     def _load_snapshot(self, catalog: Catalog) -> None:
+        header, payload = vectors.read_snapshot(self.path, MAGIC, lambda _raw: "not a descriptor snapshot (bad magic)")
         try:
-            raw = self.path.read_bytes()
-        except OSError as exc:
-            raise SnapshotMismatch(f"unreadable ({exc.strerror or exc})") from None
-        if not raw.startswith(MAGIC):
-            raise SnapshotMismatch("not a descriptor snapshot (bad magic)")
-        if len(raw) < len(MAGIC) + 8 + _DIGEST:
-            raise SnapshotMismatch(f"truncated ({len(raw)} bytes)")
-        body, digest = memoryview(raw)[:-_DIGEST], raw[-_DIGEST:]
-        if hashlib.sha256(body).digest() != digest:
-            raise SnapshotMismatch("damaged (checksum mismatch: truncated or altered bytes)")
-        pos = len(MAGIC) + 8
-        (hlen,) = struct.unpack(">Q", raw[len(MAGIC):pos])
-        try:
-            header = json.loads(raw[pos:pos + hlen])
-            if not isinstance(header, dict):
-                raise TypeError("not a JSON object")
             last_row = int(header["last_row"])
         except (ValueError, TypeError, KeyError) as exc:
             raise SnapshotMismatch(f"unreadable header ({exc})") from None
@@ -131,7 +104,7 @@ class DescriptorSnapshot:
         if last_row > newest:
             raise SnapshotMismatch(f"holds rows up to {last_row}, the catalog only up to {newest}")
         try:
-            index = DescriptorIndex.from_bytes(body[pos + hlen:])
+            index = DescriptorIndex.from_bytes(payload)
         except Exception as exc:  # noqa: BLE001 - FAISS raises RuntimeError (and others) on bad data
             raise SnapshotMismatch(f"its index cannot be read ({type(exc).__name__}: {exc})") from None
         if index.ntotal != header.get("descriptors"):
@@ -219,27 +192,5 @@ class DescriptorSnapshot:
         """Write the snapshot atomically (private temporary file, fsync, rename) when it changed."""
         if not self.dirty and self.path.exists():
             return
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = self.index.to_bytes()
-        header = json.dumps(self.header()).encode()
-        head = MAGIC + struct.pack(">Q", len(header)) + header
-        digest = hashlib.sha256(head)
-        digest.update(data)
-        # mkstemp: O_EXCL, mode 0600, unpredictable name; the pid lets the next open remove a killed
-        # writer's leftover (vectors.remove_stale_temporary_files) while a live writer's is kept.
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(head)
-                f.write(data)
-                f.write(digest.digest())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        vectors.write_snapshot(self.path, MAGIC, self.header(), self.index.to_bytes())
         self.dirty = False

@@ -95,17 +95,73 @@ def _new_index(kind: Kind, dim: int, factory: str) -> Any:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
-def _read_header(head: bytes, read: Callable[[int], bytes]) -> dict:
-    """Parse ``MAGIC | u64 length`` (``head``) and the JSON header that ``read(length)`` returns."""
-    if not head.startswith(MAGIC) or len(head) < len(MAGIC) + 8:
+def _read_header(head: bytes, read: Callable[[int], bytes], magic: bytes = MAGIC) -> dict:
+    """Parse ``magic | u64 length`` (``head``) and the JSON header that ``read(length)`` returns."""
+    if not head.startswith(magic) or len(head) < len(magic) + 8:
         raise ValueError("not a snapshot of this format")
-    (hlen,) = struct.unpack(">Q", head[len(MAGIC):len(MAGIC) + 8])
+    (hlen,) = struct.unpack(">Q", head[len(magic):len(magic) + 8])
     if hlen > 1 << 20:  # a header is a few hundred bytes; a huge length is damage, not a header
         raise ValueError(f"header length {hlen} is implausible")
     header = json.loads(read(hlen))
     if not isinstance(header, dict):
         raise TypeError("header is not a JSON object")
     return header
+
+
+def snapshot_header(path: Path, magic: bytes = MAGIC) -> dict:
+    """The JSON header of the snapshot at ``path``, read without the rest (no checksum: loading checks it).
+    Raises ``OSError``, ``ValueError``, ``TypeError`` or ``struct.error`` for a missing or foreign file."""
+    with open(path, "rb") as f:
+        return _read_header(f.read(len(magic) + 8), f.read, magic)
+
+
+def read_snapshot(path: Path, magic: bytes, bad_magic: Callable[[bytes], str]) -> tuple[dict, memoryview]:
+    """Read and verify a snapshot file (``magic | u64 header length | JSON header | payload | SHA-256``):
+    returns its header and payload. Raises :class:`SnapshotMismatch` when it is unreadable, of another
+    format (``bad_magic(raw)`` says which), truncated, damaged or has no readable header."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SnapshotMismatch(f"unreadable ({exc.strerror or exc})") from None
+    if not raw.startswith(magic):
+        raise SnapshotMismatch(bad_magic(raw))
+    if len(raw) < len(magic) + 8 + _DIGEST:
+        raise SnapshotMismatch(f"truncated ({len(raw)} bytes)")
+    body, digest = memoryview(raw)[:-_DIGEST], raw[-_DIGEST:]
+    if hashlib.sha256(body).digest() != digest:
+        raise SnapshotMismatch("damaged (checksum mismatch: truncated or altered bytes)")
+    pos = len(magic) + 8
+    try:
+        header = _read_header(raw[:pos], lambda n: raw[pos:pos + n], magic)
+    except (ValueError, TypeError, struct.error) as exc:
+        raise SnapshotMismatch(f"unreadable header ({exc})") from None
+    (hlen,) = struct.unpack(">Q", raw[len(magic):pos])
+    return header, body[pos + hlen:]
+
+
+def write_snapshot(path: Path, magic: bytes, header: dict, payload: bytes | memoryview) -> None:
+    """Write a snapshot file (the layout :func:`read_snapshot` reads) atomically: a private temporary file
+    in the same folder, fsynced, renamed over the old one, so a kill leaves the old or the new file."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    head_json = json.dumps(header).encode()
+    head = magic + struct.pack(">Q", len(head_json)) + head_json
+    digest = hashlib.sha256(head)
+    digest.update(payload)
+    # mkstemp: O_CREAT|O_EXCL (never follows or reuses a planted file), mode 0600, unpredictable name.
+    # The pid in the name lets the next open tell a killed writer's leftover from a live one's.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(head)
+            f.write(payload)
+            f.write(digest.digest())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_oserror():
+            os.unlink(tmp)
+        raise
 
 
 _TEMP_NAME = re.compile(r"^\.[\w.-]+\.faiss\.(\d+)\.[\w.-]*tmp$")
@@ -179,8 +235,7 @@ class VectorIndex:
         of another catalog counts as none.
         """
         try:
-            with open(Path(directory) / f"{signal}.faiss", "rb") as f:
-                header = _read_header(f.read(len(MAGIC) + 8), f.read)
+            header = snapshot_header(Path(directory) / f"{signal}.faiss")
             if catalog_id is not None and header.get("catalog_id") != catalog_id:
                 return None
             return int(header["last_row"])
@@ -207,24 +262,9 @@ class VectorIndex:
         self.catch_up(catalog)
 
     def _load_snapshot(self, catalog: Catalog) -> None:
-        try:
-            raw = self.path.read_bytes()
-        except OSError as exc:
-            raise SnapshotMismatch(f"unreadable ({exc.strerror or exc})") from None
-        if not raw.startswith(MAGIC):
-            old = raw.startswith(b"PROVENANCE-FAISS/")
-            raise SnapshotMismatch("an older snapshot format, not bound to its catalog" if old
-                                   else "not a snapshot file (bad magic)")
-        if len(raw) < len(MAGIC) + 8 + _DIGEST:
-            raise SnapshotMismatch(f"truncated ({len(raw)} bytes)")
-        body, digest = memoryview(raw)[:-_DIGEST], raw[-_DIGEST:]
-        if hashlib.sha256(body).digest() != digest:
-            raise SnapshotMismatch("damaged (checksum mismatch: truncated or altered bytes)")
-        pos = len(MAGIC) + 8
-        try:
-            header = _read_header(raw[:pos], lambda n: raw[pos:pos + n])
-        except (ValueError, TypeError, struct.error) as exc:
-            raise SnapshotMismatch(f"unreadable header ({exc})") from None
+        header, payload = read_snapshot(self.path, MAGIC, lambda raw: (
+            "an older snapshot format, not bound to its catalog" if raw.startswith(b"PROVENANCE-FAISS/")
+            else "not a snapshot file (bad magic)"))
         mine = {k: getattr(self, k) for k in ("signal", "version", "model", "kind", "dim")}
         theirs = {k: header.get(k) for k in mine}
         if mine != theirs or header.get("factory") not in _factories(self.kind, self.dim):
@@ -239,8 +279,7 @@ class VectorIndex:
         if last_row > catalog.max_fingerprint_id(self.signal):
             raise SnapshotMismatch(f"holds rows up to {last_row}, the catalog only up to "
                                    f"{catalog.max_fingerprint_id(self.signal)}")
-        hlen = struct.unpack(">Q", raw[len(MAGIC):pos])[0]
-        blob = np.frombuffer(body[pos + hlen:], dtype=np.uint8)
+        blob = np.frombuffer(payload, dtype=np.uint8)
         reader = faiss.deserialize_index_binary if self.kind == "binary" else faiss.deserialize_index
         try:
             index: Any = reader(blob)  # an IDMap2 around a flat or HNSW index (FAISS stubs say less)
@@ -308,28 +347,8 @@ class VectorIndex:
         """Write the snapshot atomically (private temporary file, fsync, rename)."""
         if not self.dirty and self.path.exists():
             return
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         writer = faiss.serialize_index_binary if self.kind == "binary" else faiss.serialize_index
-        blob = writer(self.index)
-        header = json.dumps(self.header()).encode()
-        head = MAGIC + struct.pack(">Q", len(header)) + header
-        digest = hashlib.sha256(head)
-        digest.update(blob.data)
-        # mkstemp: O_CREAT|O_EXCL (never follows or reuses a planted file), mode 0600, unpredictable name.
-        # The pid in the name lets the next open tell a killed writer's leftover from a live one's.
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(head)
-                f.write(blob.data)
-                f.write(digest.digest())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with _suppress_oserror():
-                os.unlink(tmp)
-            raise
+        write_snapshot(self.path, MAGIC, self.header(), writer(self.index).data)
         self.dirty = False
 
     # -- contents ---------------------------------------------------------------------------------
