@@ -32,6 +32,7 @@ from provenance import Index
 from provenance.textnorm import sentence_spans, tokenize
 
 from .common import log, read_jsonl, save_json
+from .text import _passage  # planted passages chosen exactly as the text benchmark chooses them
 
 #: The shared line: 15 words, like a reviewer's standing disclaimer.
 SIGN_OFF = "Views expressed here are my own and do not reflect those of any employer or client."
@@ -44,20 +45,6 @@ def _head(text: str, words: int) -> str:
         if out >= words:
             return text[:e]
     return text
-
-
-def _passage(text: str, rng: random.Random, lo: int = 40, hi: int = 90) -> tuple[int, int] | None:
-    sents = sentence_spans(text)
-    order = list(range(len(sents)))
-    rng.shuffle(order)
-    for i in order:
-        words, j = 0, i
-        while j < len(sents) and words < lo:
-            words += len(tokenize(text[sents[j][0]:sents[j][1]]))
-            j += 1
-        if lo <= words <= hi:
-            return sents[i][0], sents[j - 1][1]
-    return None
 
 
 def _plant(host: str, passage: str) -> str:

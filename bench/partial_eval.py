@@ -38,6 +38,7 @@ from provenance.content import load_content
 from provenance.signals.local import LocalEvidence
 
 from .common import OUT, image_paths, log, machine, table
+from .localfeat_eval import _crop_area as _crop_share  # the same crop windows as the main evaluation
 
 PARTIAL_FAMILIES = ("collage", "collage-crop", "post-screenshot", "small-crop")
 NEAR_FAMILIES = ("crop", "rotate", "screenshot", "resize-jpeg")
@@ -53,14 +54,6 @@ def _open(p: Path) -> Image.Image:
     with Image.open(p) as im:
         return ImageOps.exif_transpose(im).convert("RGB")
 
-
-def _crop_share(img: Image.Image, rng: random.Random, keep: float) -> Image.Image:
-    w, h = img.size
-    aspect = rng.uniform(0.85, 1.15)
-    kw, kh = min(1.0, (keep * aspect) ** 0.5), min(1.0, (keep / aspect) ** 0.5)
-    cw, ch = max(16, round(w * kw)), max(16, round(h * kh))
-    x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-    return img.crop((x, y, x + cw, y + ch))
 
 
 def collage(piece: Image.Image | None, fillers: list[Path], rng: random.Random,
