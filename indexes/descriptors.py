@@ -115,6 +115,8 @@ class DescriptorSnapshot:
             raise SnapshotMismatch(f"holds image ids outside 1..{last_row} or out of row order")
         self._spot_check(index, catalog)
         self.index, self.last_row = index, last_row
+        if index.settle():  # a flat snapshot past today's IVF bound: switch once, and write it back
+            self.dirty = True
 
     def _spot_check(self, index: DescriptorIndex, catalog: Catalog) -> None:
         """Compare a few images' indexed descriptors with the catalog's feature blobs."""

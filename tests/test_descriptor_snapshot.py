@@ -180,3 +180,24 @@ def test_rebuild_compacts_removed_items(tmp_path, rows_read) -> None:
     with Index.open(tmp_path / "idx") as idx:
         assert _found(idx, _copy_of(pics[1], tmp_path), pics[1])
     assert rows_read == []
+
+
+def test_a_flat_snapshot_past_the_ivf_bound_switches_once_and_is_written_back(tmp_path, rows_read,
+                                                                              monkeypatch) -> None:
+    from provenance import localfeatures as lf
+
+    pics = _pictures(tmp_path, range(50, 56))
+    with Index.open(tmp_path / "idx", create=True) as idx:
+        idx.add(pics)
+    snapshot = tmp_path / "idx" / SNAPSHOT
+    before = snapshot.stat().st_mtime_ns
+    # As after an upgrade that lowered the bound below what this flat snapshot holds.
+    monkeypatch.setattr(lf, "IVF_FROM", 1000)
+    rows_read.clear()
+    with Index.open(tmp_path / "idx") as idx:
+        assert _found(idx, _copy_of(pics[1], tmp_path), pics[1])
+    assert rows_read == [] and snapshot.stat().st_mtime_ns != before  # switched from the file, saved
+    after = snapshot.stat().st_mtime_ns
+    with Index.open(tmp_path / "idx") as idx:
+        assert _found(idx, _copy_of(pics[4], tmp_path), pics[4])
+    assert snapshot.stat().st_mtime_ns == after  # already IVF: nothing to write

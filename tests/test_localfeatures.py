@@ -206,3 +206,20 @@ def test_a_cropped_rotated_copy_is_found_through_the_index(tmp_path) -> None:
         other = tmp_path / "other.png"
         scene(12, (640, 480)).save(other)
         assert idx.check(other, origin=False).verdict == "original"
+
+
+def test_ivf_lists_are_trained_again_as_the_index_grows() -> None:
+    feats = [lf.extract(scene(s)) for s in range(60, 74)]
+    idx = lf.DescriptorIndex(ivf_from=600)
+    for i, f in enumerate(feats[:3]):
+        idx.add(i, f)
+    assert idx.kind == "ivf" and idx.trained_on == idx.ntotal  # switched at 600 descriptors
+    first = idx.trained_on
+    for i, f in enumerate(feats[3:], start=3):
+        idx.add(i, f)
+    assert idx.trained_on >= lf.RETRAIN_GROWTH * first  # trained again once it had grown 4-fold
+    # The retraining read every code back from the inverted lists, in row order.
+    assert np.array_equal(idx._ivf_codes(), np.concatenate([f.descriptors[:lf.INDEX_PER_IMAGE] for f in feats]))
+    assert idx.candidates(lf.extract_query(scene(70).rotate(5)), k_images=3)[0][0] == 10
+    back = lf.DescriptorIndex.from_bytes(idx.to_bytes())
+    assert back.trained_on == idx.trained_on and back.kind == "ivf"
