@@ -6,7 +6,7 @@ keypoints with descriptors, coordinates in the original image's pixels, and a 64
 check). Queried with the plain and the mirrored extraction (ORB is not mirror-invariant).
 
 Search: a FAISS binary descriptor index (:class:`provenance.localfeatures.DescriptorIndex`: the 256 strongest
-descriptors of each image, flat, IVF from a million descriptors) votes for candidate images; each of the
+descriptors of each image, flat, then binary IVF from ~256 images) votes for candidate images; each of the
 best few is verified with a MAGSAC homography plus sanity checks (scale, shear, convexity) and a pixel
 comparison of the verified overlap, which is what separates a copy from a picture that only shares a frame
 or background. The descriptor index is a snapshot under ``faiss/`` bound to the catalog
