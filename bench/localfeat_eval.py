@@ -37,6 +37,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from provenance import localfeatures as lf
 from provenance import transforms as T
+from provenance.signals.image import PDQSignal, PHashSignal
 
 from .common import OUT, image_paths, log, machine, micro_ap, save_json, table
 from .graphics_set import load as load_graphics
@@ -475,23 +476,32 @@ def local_best(q: dict, score: Callable[[list], float] = local_score) -> tuple[f
 def _product_match(q: dict, drop: str = "") -> list[dict]:
     """The product's matches, optionally without one rule: ``phash-gated`` (pHash deciding at <= 8 because
     PDQ's quality gate skipped the query), ``phash-corroborated`` (pHash at 4..8 because PDQ is within 48),
-    ``phash-alone`` (pHash <= 3 deciding alone) or ``derived`` (a match whose deciding distance came from the
-    border-trimmed or content-block variant)."""
+    ``phash-alone`` (pHash <= 3 deciding alone) or ``derived`` (distances measured on the border-trimmed or
+    content-block variant). A match survives when another rule still passes it: the deciding signal of a
+    match is only the first rule that passed, so dropping every match a rule decided (as this function did
+    before 2026-12-01) also dropped copies PDQ alone matches and made the pHash rules look essential."""
+    pdq_t, ph_alone = PDQSignal.threshold, PHashSignal.threshold
+    ph_loose, corro = PHashSignal.corroborated_threshold, PDQSignal.corroborating_distance
+
+    def distance(m: dict, sig: str) -> float | None:
+        t = m[f"{sig}_t"] or ""
+        if drop == "derived" and t.startswith(("trimmed+", "block+")):
+            return None  # that variant is not queried
+        return m[sig]
+
     out = []
     for m in q["prod"]:
-        if drop == "phash-gated" and m["signal"] == "phash" and m["phash_rule"] == "PDQ unavailable" \
-                and (m["phash"] or 99) > 3:
+        if m["signal"] not in ("pdq", "phash"):  # sha256, local features: not a hash rule
+            out.append(m)
             continue
-        if drop == "phash-corroborated" and m["signal"] == "phash" and (m["phash_rule"] or "").startswith(
-                "corroborated") and (m["phash"] or 99) > 3:
-            continue
-        if drop == "phash-alone" and m["signal"] == "phash" and m["phash_rule"] == "alone":
-            continue
-        if drop == "derived":
-            t = m["pdq_t"] if m["signal"] == "pdq" else m["phash_t"]
-            if t and t.startswith(("trimmed+", "block+")):
-                continue
-        out.append(m)
+        pdq, ph = distance(m, "pdq"), distance(m, "phash")
+        rules = {"pdq": pdq is not None and pdq <= pdq_t,
+                 "phash-alone": ph is not None and ph <= ph_alone,
+                 "phash-gated": ph is not None and ph <= ph_loose and m["pdq"] is None,
+                 "phash-corroborated": ph is not None and ph <= ph_loose and pdq is not None and pdq <= corro}
+        rules.pop(drop, None)
+        if any(rules.values()):
+            out.append(m)
     return out
 
 
