@@ -567,6 +567,7 @@ class UseMultilingualEncoder:
         path = cache_dir() / "use" / f"weights-{self.model_id().split(':', 1)[1]}.npz"
         if path.is_file():
             return path
+
         def write(f: BinaryIO) -> None:
             with np.load(_use_resources() / "weights.npz") as z:
                 np.savez(f, **{k: z[k] for k in z.files})

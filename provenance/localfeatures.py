@@ -293,7 +293,7 @@ class DescriptorIndex:
         return True
 
     def _ivf_codes(self) -> np.ndarray:
-        """Every code of the IVF index, in row order, read from its inverted lists (rows are list ids)."""
+        """Every code of the IVF index in row order, read from its inverted lists (whose ids are the rows)."""
         faiss, inv = self._faiss, self.index.invlists
         out = np.empty((self.ntotal, 32), dtype=np.uint8)
         for lst in range(inv.nlist):
