@@ -4,8 +4,11 @@ independently on the same topic shares the topic's words in any order (real Mini
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from provenance.passages import sentence_alignment
+from provenance.samples import DRAFTS, SOURCES
 from provenance.signals import EmbedSignal
 from provenance.signals.embedding import content_overlap, lexical_overlap
 
@@ -74,21 +77,34 @@ def test_reworded_copy_is_a_paraphrase_and_located(index) -> None:
     assert top["draft"]["start"] < end and top["draft"]["end"] > start
 
 
-# A heavy rewrite of Austen's opening (the demo's paraphrase until the rule changed): synonyms for most
-# content words ("truth" -> "fact", "single man of good fortune" -> "wealthy bachelor"). Cosine 0.81, 40 %
-# of content words shared, 30 % in order: at the passage level it looks like the same-topic answers the
-# former rule flagged (e.g. a Clough & Stevenson independent answer at cosine 0.89, 53 % shared, 33 % in
-# order), so the rule reports it as a near miss, not a paraphrase. Pinned here so that a change that finds
-# it again is seen, and so is the cost it comes with.
-HEAVY_REWRITE = ("It is a fact everyone accepts that a wealthy bachelor must surely be looking for a wife. When such "
-                 "a man moves into a neighbourhood, the local families, whatever his own views, regard him as the "
-                 "rightful property of one of their daughters.")
+# A heavy rewrite of Austen's opening (the demo's paraphrase): synonyms for most content words ("truth" ->
+# "fact", "single man of good fortune" -> "wealthy bachelor"). Cosine 0.81, 40 % of content words shared, 30 %
+# in order: by its words it looks like the same-topic answers the former rule flagged (e.g. a Clough &
+# Stevenson independent answer at cosine 0.89, 53 % shared, 33 % in order), so its paraphrase score fails;
+# its two sentences each match their counterpart (0.70, 0.88) far better than the other one (0.34, 0.33).
+HEAVY_REWRITE = DRAFTS["draft-paraphrase.md"]
 
 
-def test_heavy_synonym_rewrite_is_a_near_miss(index) -> None:
-    from provenance.samples import SOURCES
-    index.add([SOURCES["austen-pride-and-prejudice.txt"]], source="books")
+def test_sentence_alignment_tells_one_to_one_from_alike_everywhere() -> None:
+    one_to_one = np.array([[0.70, 0.34], [0.33, 0.88]])
+    al = sentence_alignment(one_to_one, cell_threshold=0.5)
+    assert (al.length, al.min_score) == (2, pytest.approx(0.70)) and al.margin == pytest.approx(0.36)
+    # Every sentence resembles every other one: a chain of two in order exists, but no pair stands out.
+    alike = np.array([[0.74, 0.66, 0.60], [0.62, 0.70, 0.61]])
+    al = sentence_alignment(alike, cell_threshold=0.5)
+    assert al.length == 2 and al.margin < EmbedSignal.sentence_margin
+    assert sentence_alignment(np.array([[0.2, 0.1]]), cell_threshold=0.5).length == 0
+
+
+def test_heavy_synonym_rewrite_is_found_by_its_sentences(index) -> None:
+    source = SOURCES["austen-pride-and-prejudice.txt"]
+    signal = EmbedSignal()
+    vecs = signal.encode([HEAVY_REWRITE, source])
+    # Its words alone do not make it a paraphrase ...
+    assert signal.paraphrase_score(float(vecs[0] @ vecs[1]), HEAVY_REWRITE, source) < EmbedSignal.threshold
+    index.add([source], source="books")
     report = index.check(HEAVY_REWRITE)
-    assert report.verdict == "original"
-    near = [m for m in report.near_misses if "text-embed" in m.evidence]
-    assert near and 0.4 < near[0].evidence["text-embed"]["paraphrase_score"] < EmbedSignal.threshold
+    # ... its sentences, each matched to its counterpart in order, do.
+    assert report.verdict == "paraphrase", report.to_dict()
+    top = report.matches[0].evidence["text-embed"]["passages"][0]
+    assert top["aligned_sentences"] == 2 and top["paraphrase_score"] >= EmbedSignal.threshold

@@ -49,9 +49,9 @@ DRAFTS: dict[str, str] = {
         "varous insects flitting about, and with worms crawling through the damp ea\u200brth, and to "
         "reflect that these elaborately constructed forms have all been produced by laws acting around us."),
     "draft-paraphrase.md": (
-        "It is universally accepted as true that a single man with a good fortune must want a wife. Little as "
-        "his feelings or views may be known when he first comes to a neighbourhood, the surrounding families "
-        "hold this truth so firmly that they think of him as the rightful property of one of their daughters."),
+        "It is a fact everyone accepts that a wealthy bachelor must surely be looking for a wife. When such "
+        "a man moves into a neighbourhood, the local families, whatever his own views, regard him as the "
+        "rightful property of one of their daughters."),
     "draft-original.md": (
         "Sourdough needs patience more than skill. Feed the starter the night before, mix the dough in "
         "the morning, fold it every half hour, and let the cold fridge do the slow work of flavour."),
