@@ -36,7 +36,9 @@ of passages, or some aligned run of passages, passes):
   (shared content words in the same order: longest common subsequence), ``run`` (>= 2 consecutive draft
   passages aligned in order to consecutive source passages, :func:`provenance.passages.aligned_runs`, or a
   single stricter pair), ``blend`` (a weighted mean of MiniLM cosine, shared and in-order shares, pairs
-  under cosine 0.6 excluded) and ``blend + run`` (or a long aligned run of blend cells).
+  under cosine 0.6 excluded), ``blend + run`` (or a long aligned run of blend cells) and ``blend +
+  sentences`` (or a close pair whose sentences, embedded one by one, align one to one and in order:
+  :func:`provenance.passages.sentence_alignment`).
 
 Every rule is also reported united with the shingle rule (an aligned run of >= 12 words,
 :func:`provenance.align.align`, without the product's boilerplate discount), as the product reports.
@@ -58,7 +60,7 @@ import numpy as np
 from provenance.align import align
 from provenance.content import load_content
 from provenance.encoders import TextEncoder, UseMultilingualEncoder
-from provenance.passages import aligned_runs
+from provenance.passages import aligned_runs, sentence_alignment
 from provenance.signals import EmbedSignal, ShingleSignal
 from provenance.signals.embedding import content_words, lexical_overlap
 from provenance.signals.text import passage_spans, shingle_hashes
@@ -68,6 +70,11 @@ from .common import OUT, log, machine, read_jsonl, save_json, table
 from .sections import write_section
 
 TARGET_FMR = 0.01
+#: Sentence alignment is measured for the closest cells of each (draft, item) pair from this MiniLM cosine.
+SENTENCE_FLOOR = 0.7
+SENTENCE_CELLS = 6
+#: Sentence pairs under this cosine do not chain (:func:`provenance.passages.sentence_alignment`).
+SENTENCE_CELL = 0.5
 #: Cells under both these cosines are never evidence for any rule swept here.
 FLOOR_M, FLOOR_U = 0.6, 0.6
 
@@ -116,6 +123,9 @@ class Entry:
     idf: np.ndarray        # per cell: IDF-weighted share
     order: np.ndarray      # per cell: shared content words in the same order (LCS) / smaller passage
     src_spans: list[tuple[int, int]] = field(default_factory=list)
+    #: per cell: sentence alignment (sentences in the chain, lowest cosine, lowest margin); zeros where not
+    #: measured (only the SENTENCE_CELLS closest cells at MiniLM >= SENTENCE_FLOOR are)
+    sent: np.ndarray | None = None
 
 
 def _head(text: str, words: int) -> str:
@@ -331,6 +341,38 @@ def measure(indexed: list[str], drafts: list[Draft]) -> None:
                     d.shingle[i] = regions[0].words
         if n % 200 == 0:
             log(f"reword: features {n}/{len(drafts)} drafts ({time.perf_counter() - t0:.0f} s)")
+    sentence_features(indexed, drafts, CachedEncoder("minilm-sent", EmbedSignal().encode))
+
+
+def _sentences(text: str) -> list[str]:
+    return [text[a:b] for a, b in sentence_spans(text) if text[a:b].strip()]
+
+
+def sentence_features(indexed: list[str], drafts: list[Draft], enc: CachedEncoder) -> None:
+    """Fill ``Entry.sent`` for the closest cells of every entry (MiniLM sentence embeddings)."""
+    jobs: list[tuple[Entry, int, list[str], list[str]]] = []
+    for d in drafts:
+        for e in d.entries:
+            e.sent = np.zeros((len(e.cells), 3), dtype=np.float32)
+            if not len(e.cells):
+                continue
+            m = e.m[e.cells[:, 0], e.cells[:, 1]]
+            for k in np.argsort(-m)[:SENTENCE_CELLS]:
+                if m[k] < SENTENCE_FLOOR:
+                    break
+                i, j = e.cells[k]
+                jobs.append((e, int(k), _sentences(d.text[slice(*d.spans[i])]),
+                             _sentences(indexed[e.item][slice(*e.src_spans[j])])))
+    texts = sorted({t for _, _, a, b in jobs for t in a + b})
+    log(f"reword: sentence alignment of {len(jobs)} passage pairs ({len(texts)} sentences)")
+    vecs = enc.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+    row = {t: n for n, t in enumerate(texts)}
+    for e, k, a, b in jobs:
+        if a and b:
+            al = sentence_alignment(vecs[[row[t] for t in a]] @ vecs[[row[t] for t in b]].T,
+                                    cell_threshold=SENTENCE_CELL)
+            assert e.sent is not None
+            e.sent[k] = (al.length, al.min_score, al.margin)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -374,11 +416,18 @@ def run_rule(cell: float, mean: float, o: float, single: Rule | None, *, model: 
     return rule
 
 
-def blend_rule(weights: tuple[float, float], t: float, cell: float, length: int) -> Rule:
-    """Some pair's blend >= t, or an aligned run of >= ``length`` passages with every blend >= ``cell``."""
+def blend_rule(weights: tuple[float, float], t: float, cell: float, length: int,
+               sentences: tuple[float, int, float, float] | None = None) -> Rule:
+    """Some pair's blend >= t, or an aligned run of >= ``length`` passages with every blend >= ``cell``, or
+    (``sentences``) a close pair whose sentences align one to one."""
     def rule(d: Draft, e: Entry) -> list[tuple[int, int]]:
         b = blend_matrix(e, *weights)
         spans = [d.spans[int(i)] for i in np.flatnonzero((b >= t).any(axis=1))]
+        if sentences and e.sent is not None and len(e.cells):
+            st, sl, smin, smarg = sentences
+            i, j = e.cells[:, 0], e.cells[:, 1]
+            ok = (e.m[i, j] >= st) & (e.sent[:, 0] >= sl) & (e.sent[:, 1] >= smin) & (e.sent[:, 2] >= smarg)
+            spans.extend(d.spans[int(x)] for x in i[ok])
         if length > 0:
             for r in aligned_runs(b, d.spans, e.src_spans, cell_threshold=cell):
                 if r.length >= length:
@@ -457,7 +506,8 @@ class Table:
 
     def __init__(self, drafts: Sequence[Draft], run_cells: Sequence[float]) -> None:
         self.drafts = list(drafts)
-        ent_draft, ent_true, cols = [], [], {k: [] for k in ("entry", "m", "u", *self.LEXICAL)}
+        ent_draft, ent_true, cols = [], [], {k: [] for k in ("entry", "m", "u", "slen", "smin", "smarg",
+                                                             *self.LEXICAL)}
         runs: dict[str, list] = {k: [] for k in ("entry", "model", "cell", "length", "mean", *self.LEXICAL)}
         shingle_other, shingle_true = [], []
         #: Per (weights, cell bar): per entry, the longest aligned run of blend cells at or above the bar.
@@ -477,6 +527,10 @@ class Table:
                 cols["entry"].append(np.full(len(i), ei))
                 cols["m"].append(e.m[i, j])
                 cols["u"].append(e.u[i, j])
+                sent = e.sent if e.sent is not None else np.zeros((len(i), 3), dtype=np.float32)
+                cols["slen"].append(sent[:, 0])
+                cols["smin"].append(sent[:, 1])
+                cols["smarg"].append(sent[:, 2])
                 for k in self.LEXICAL:
                     cols[k].append(getattr(e, k))
                 lex = {k: np.zeros_like(e.m) for k in self.LEXICAL}
@@ -540,6 +594,15 @@ class Table:
             out |= self.blend_len_arr[(weights, cell)] >= length
         return out
 
+    def sentence_pass(self, t: float, length: int, low: float, margin: float) -> np.ndarray:
+        """Per entry: some pair at MiniLM >= t whose sentences align in order, >= ``length`` of them, each
+        pair >= ``low`` and standing out by >= ``margin`` from the rest of its row and column."""
+        c = self.cell
+        ok = (c["m"] >= t) & (c["slen"] >= length) & (c["smin"] >= low) & (c["smarg"] >= margin)
+        out = np.zeros(len(self.ent_draft), dtype=bool)
+        out[c["entry"][ok]] = True
+        return out
+
     def outcome(self, passing: np.ndarray, shingles: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Per draft: (true item passes, some other item passes)."""
         n = len(self.drafts)
@@ -597,12 +660,18 @@ class Setting:
     pair: tuple[float, float, float, str, float] | None = None   # (t, o, u, lexical, order)
     run: tuple[str, float, float, float, str] | None = None      # (model, cell, mean, o, lexical)
     blend: tuple[tuple[float, float], float, float, int] | None = None  # (weights, t, cell, run length)
+    sentences: tuple[float, int, float, float] | None = None  # (MiniLM t, sentences, lowest cosine, margin)
 
     def label(self) -> str:
         if self.blend:
             (fw, ow), t, cell, length = self.blend
             text = f"blend (MiniLM + {fw:g}·shared + {ow:g}·in-order)/{1 + fw + ow:g} ≥ {t:g}"
-            return text + (f", or a run ≥ {length} passages with every blend ≥ {cell:g}" if length else "")
+            text += f", or a run ≥ {length} passages with every blend ≥ {cell:g}" if length else ""
+            if self.sentences:
+                st, sl, smin, smarg = self.sentences
+                text += (f", or MiniLM ≥ {st:g} with ≥ {sl} sentences aligned in order, each ≥ {smin:g} and "
+                         f"≥ {smarg:g} above the rest of its row and column")
+            return text
         parts = []
         if self.run:
             model, cell, mean, o, lex = self.run
@@ -621,7 +690,10 @@ class Setting:
 
     def passing(self, tab: Table) -> np.ndarray:
         if self.blend:
-            return tab.blend_pass(*self.blend)
+            out = tab.blend_pass(*self.blend)
+            if self.sentences:
+                out = out | tab.sentence_pass(*self.sentences)
+            return out
         out = np.zeros(len(tab.ent_draft), dtype=bool)
         if self.pair:
             t, o, u, lex, order = self.pair
@@ -633,7 +705,7 @@ class Setting:
 
     def rule(self) -> Rule:
         if self.blend:
-            return blend_rule(*self.blend)
+            return blend_rule(*self.blend, sentences=self.sentences)
         single = None
         if self.pair:
             t, o, u, lex, order = self.pair
@@ -645,12 +717,14 @@ class Setting:
         return single
 
 
-FAMILIES = ("pair (retuned)", "agree", "idf", "order", "run", "blend", "blend + run")
+FAMILIES = ("pair (retuned)", "agree", "idf", "order", "run", "blend", "blend + run", "blend + sentences")
 #: The rule ``text-embed`` shipped before this benchmark: cosine >= 0.80 and >= 40 % shared content words.
 FORMER = Setting("former", pair=(0.80, 0.40, -1.0, "flat", 0.0))
 #: The rule it ships now, read from the signal (so the benchmark follows the product).
 SHIPPED = Setting("shipped", blend=((EmbedSignal.shared_weight, EmbedSignal.order_weight), EmbedSignal.threshold,
-                                    0.0, 0))
+                                    0.0, 0),
+                  sentences=(EmbedSignal.sentence_cosine, EmbedSignal.sentence_count, EmbedSignal.sentence_low,
+                             EmbedSignal.sentence_margin))
 
 
 def candidates() -> Iterable[Setting]:
@@ -671,6 +745,13 @@ def candidates() -> Iterable[Setting]:
             for cell in BLEND_CELLS:
                 for length in (3, 4, 5):
                     yield Setting("blend + run", blend=(w, t, cell, length))
+    for w in ((2.0, 1.0), (2.0, 2.0), (1.0, 0.5)):
+        for t in _grid(0.56, 0.7, 0.02):
+            for st in (0.7, 0.75, 0.8, 0.85):
+                for sl in (2, 3):
+                    for smin in (0.5, 0.6, 0.7):
+                        for smarg in (0.0, 0.1, 0.2, 0.3):
+                            yield Setting("blend + sentences", blend=(w, t, 0.0, 0), sentences=(st, sl, smin, smarg))
     singles: list[tuple[float, float, float, str, float] | None] = [None]
     singles += [(t, o, u, "flat", 0.0) for t in (0.85, 0.9, 0.95) for o in (0.4, 0.5, 0.6) for u in (-1.0, 0.8)]
     for model in ("m", "u"):
@@ -729,20 +810,20 @@ def results(tab: Table, chosen: Sequence[Setting]) -> list[dict[str, Any]]:
 
 
 def examples(tab: Table, s: Setting, split: str = "test", limit: int = 6) -> list[str]:
-    """Short descriptions of the drafts ``s`` gets wrong on ``split`` (false matches, then misses)."""
+    """Short descriptions of the drafts ``s`` gets wrong on ``split``: false matches (drafts left out of the
+    counts excluded), then misses of each positive family (with the shingle rule), ``limit`` of each."""
     p = s.passing(tab)
     found, other = tab.outcome(p)
     found_sh, _ = tab.outcome(p, shingles=True)
-    lines = []
-    for di, d in enumerate(tab.drafts):
-        if d.split != split:
-            continue
-        if d.family in NEGATIVE_SETS and (found[di] or other[di]):
-            lines.append(f"false ({d.family}): “{d.text[:90].strip()}…”")
-    for di, d in enumerate(tab.drafts):
-        if d.split == split and d.family in POSITIVE_SETS and not found_sh[di]:
-            lines.append(f"missed ({d.family}): “{(d.text[slice(*d.plant)] if d.plant else d.text)[:90].strip()}…”")
-    return lines[:limit * 2]
+    lines: list[str] = []
+    false = [f"false ({d.family}): “{d.text[:90].strip()}…”" for di, d in enumerate(tab.drafts)
+             if d.split == split and d.family in NEGATIVE_SETS and not tab.reuses[di] and (found[di] or other[di])]
+    lines += false[:limit]
+    for fam in POSITIVE_SETS:
+        missed = [f"missed ({fam}): “{(d.text[slice(*d.plant)] if d.plant else d.text)[:90].strip()}…”"
+                  for di, d in enumerate(tab.drafts) if d.split == split and d.family == fam and not found_sh[di]]
+        lines += missed[:limit]
+    return [" ".join(line.split()) for line in lines]
 
 
 def summarise(tab: Table, res: list[dict[str, Any]], n_indexed: int, seconds: float) -> str:
