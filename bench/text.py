@@ -322,7 +322,8 @@ def summarise(pan: dict, planted: dict, clough: dict) -> dict[str, Any]:
         "Each draft is a non-indexed host document with one planted passage (40–90 words of whole sentences "
         "from an indexed document, edited as named; `paraphrase` = 3 PAN human rewrites whose originals sit in "
         "an indexed document). Found = the source item is among the matches at the current defaults "
-        f"(shingle run ≥ {SHINGLE_T} words, cosine ≥ {EMBED_T}). Span recall/precision = character overlap of "
+        f"(shingle run ≥ {SHINGLE_T} words, text-embed paraphrase score ≥ {EMBED_T}: see \"Reworded copies\"). "
+        "Span recall/precision = character overlap of "
         "the draft spans shown in the evidence with the planted span. `recommended` = found by raw values at "
         f"the recommended thresholds (run ≥ {rec_sh['t']} or cosine ≥ {rec_em['t']:.2f}).",
         "",

@@ -155,6 +155,49 @@ def aligned_runs(sim: np.ndarray, draft_spans: list[Span], source_spans: list[Sp
     return runs
 
 
+@dataclass(frozen=True)
+class SentenceAlignment:
+    """The best in-order chain of sentence pairs between two passages (see :func:`sentence_alignment`)."""
+
+    #: Sentences on the shorter side of the chain.
+    length: int
+    #: Lowest cosine of the chain's pairs.
+    min_score: float
+    #: Mean cosine of the chain's pairs.
+    score: float
+    #: Lowest margin of a pair over every other pair in its row and column: how clearly each draft sentence
+    #: has one source sentence as its counterpart.
+    margin: float
+
+
+def sentence_alignment(sim: np.ndarray, *, cell_threshold: float) -> SentenceAlignment:
+    """How one-to-one, and in order, the sentences of two passages correspond.
+
+    ``sim``: cosines of the draft passage's sentences (rows) with the source passage's (columns). Chains are
+    :func:`aligned_runs` of pairs >= ``cell_threshold``; the best has the most sentences, then the largest
+    lowest margin. A reworded passage keeps its source's sentences in order, each matching its counterpart
+    far better than any other sentence; a passage written independently on the same topic resembles every
+    sentence of the other a little (high cosines everywhere, small margins). ``length`` is 0 when no pair
+    reaches the threshold.
+    """
+    sim = np.asarray(sim, dtype=np.float32)
+    n_d, n_s = sim.shape
+    best = SentenceAlignment(0, 0.0, 0.0, -1.0)
+    if not n_d or not n_s:
+        return best
+    spans_d: list[Span] = [(0, 0)] * n_d
+    spans_s: list[Span] = [(0, 0)] * n_s
+    for run in aligned_runs(sim, spans_d, spans_s, cell_threshold=cell_threshold):
+        margins = []
+        for i, j, c in run.pairs:
+            others = np.concatenate([np.delete(sim[i], j), np.delete(sim[:, j], i)])
+            margins.append(c - (float(others.max()) if others.size else 0.0))
+        found = SentenceAlignment(run.length, run.min_score, run.score, float(min(margins)))
+        if (found.length, found.margin) > (best.length, best.margin):
+            best = found
+    return best
+
+
 # ---------------------------------------------------------------------------------------------------
 # Language guess
 
