@@ -422,6 +422,13 @@ SCORE_THRESHOLD = 0.993
 #: the one the score uses.
 PHOTO_TOLERANCES = (0.7, 1.0, 1.5)
 PHOTO_TOLERANCE = 1.0
+#: Fill left by a crop that was then rotated (or put in perspective) inside its own frame is not compared
+#: (``_fill_mask``): at most this share of the overlap (0 turns the exclusion off), where the query is flat
+#: within ``FILL_FLATNESS`` grey levels (JPEG ringing included).
+MAX_FILL_SHARE = 0.45
+FILL_FLATNESS = 12.0
+#: ... and only when the query's frame is turned at least this much (degrees) against the reference.
+MIN_FILL_TILT = 1.0
 #: ``partial`` (only a region of one picture appears in the other) when the verified overlap covers less
 #: than ``PARTIAL_QUERY_COVERAGE`` of the query (the indexed picture is one part of the draft: a collage,
 #: a screenshot of a post among its UI) or less than ``PARTIAL_COVERAGE`` of the indexed picture (a small
@@ -703,6 +710,9 @@ def _photometric(query: Features, reference: Features, h_orig: np.ndarray,
     valid = cv2.warpPerspective(np.ones_like(src), m, (rw, rh), flags=flags, borderValue=0) > 0.99
     if valid.mean() < 0.05:
         return None
+    fill = _fill_mask(warped, valid, _tilt_degrees(m, qw, qh))
+    frame = valid  # the query's frame on the reference grid; what is compared leaves the fill out
+    valid = valid & ~fill
     ref = cv2.GaussianBlur(rt.astype(np.float32), (0, 0), 1.0)
     warped = cv2.GaussianBlur(warped, (0, 0), 1.0)
     region = valid
@@ -733,7 +743,8 @@ def _photometric(query: Features, reference: Features, h_orig: np.ndarray,
     # The share of the region whose pixels differ, at each tolerance: a copy differs only where an overlay
     # covers it; a sibling (another glyph in the same template) differs where the glyph is.
     out: dict[str | float, float] = {t: float(1.0 - (diff[region] > t).mean()) for t in PHOTO_TOLERANCES}
-    out["valid"] = float(valid.mean())
+    out["valid"] = float(frame.mean())
+    out["fill"] = float(fill.sum() / max(frame.sum(), 1))
     # How much of the reference appears in the query: overlap pixels that agree, over the whole thumbnail.
     out["matched"] = float((valid & (diff <= PHOTO_TOLERANCE)).mean())
     # Over the whole overlap, without its one-pixel rim (the crop cut, blended by resampling).
@@ -742,6 +753,75 @@ def _photometric(query: Features, reference: Features, h_orig: np.ndarray,
     whole = agree(inner)[inner]
     out["overlap"] = float(1.0 - (whole > PHOTO_TOLERANCE).mean())
     return out
+
+
+def _tilt_degrees(m: np.ndarray, qw: int, qh: int) -> float:
+    """How far the query's frame edges are turned against the reference grid (0-45 degrees): the
+    direction of the query's top edge mapped onto the grid by the inverse of ``m`` (reference grid ->
+    query pixels)."""
+    ends = _project(np.linalg.inv(m), np.array([[0.0, qh / 2], [float(qw), qh / 2]]))
+    angle = float(np.degrees(np.arctan2(*(ends[1] - ends[0])[::-1]))) % 90.0
+    return min(angle, 90.0 - angle)
+
+
+def _fill_mask(warped: np.ndarray, valid: np.ndarray, tilt: float) -> np.ndarray:
+    """Reference-grid pixels where the query shows the fill of a crop rotated inside its own frame.
+
+    Such a copy (crop, then rotate or put in perspective with the canvas expanded) has flat corners over
+    reference pixels the crop cut away, and they disagree with the reference over several per cent of the
+    overlap. Comparing only inside the keypoints' hull lets flat-background look-alikes through (a flat
+    query background and fill look alike to a pixel check), so the fill is recognised by its geometry
+    instead. On the reference grid the crop is an axis-aligned rectangle; the fill beyond each of its
+    sides is the part of the query's frame (``valid``) past a line parallel to the grid's edge, and:
+    flat in the query (one colour, the same for every side); a triangle or trapezoid, because the
+    query's frame crosses the grid at the rotation angle (a band of constant width, what a look-alike
+    with a flat margin gives, is not fill); and ended by the crop's straight edge, where the query stops
+    being the fill colour along most of the line (an icon's flat background ends at the glyph's outline
+    instead). One side must show all of that (a strip at least two pixels deep); once it has, the other
+    sides' flat strips of the same colour are fill too, whatever the picture next to them (a dark photo
+    does not end black fill with a visible edge), and so is an outermost row blended towards that colour
+    (a corner the grid clips to under a pixel). ``warped``: the query thumbnail on the reference
+    grid, not blurred; ``tilt``: how far the query's frame is turned against the grid (degrees).
+    Returns a boolean mask (all false when nothing qualifies), widened by two pixels across the cut
+    because resampling blends the fill into the crop's edge.
+    """
+    fill = np.zeros_like(valid)
+    sides = []
+    for k in range(4):  # each side of the grid in turn, rotated to be the left one
+        v, q = np.rot90(valid, k), np.rot90(warped, k)
+        cut = 0
+        for c in range(1, int(0.35 * v.shape[1])):
+            strip = q[:, :c][v[:, :c]]
+            if strip.size and float(strip.max() - strip.min()) > FILL_FLATNESS:
+                break
+            cut = c
+        per_row = v[:, :cut].sum(1)
+        edge = v[:, cut + 1:cut + 3].all(1)  # just past the cut (beyond the column resampling blends)
+        if cut < 1 or per_row.sum() < 3 or not edge.any():
+            if v[:, 0].sum() >= 3:  # a fill corner the grid clips to under a pixel: only its blend shows
+                sides.append((k, 0, float(np.median(q[:, 0][v[:, 0]])), False))
+            continue
+        colour = float(np.median(q[:, :cut][v[:, :cut]]))
+        crossed = float((np.abs(q[:, cut + 1:cut + 3][edge] - colour) > FILL_FLATNESS).all(1).mean())
+        # Tapered: the frame's edge crosses the strip at an angle (the homography's, not a one-pixel step
+        # of a frame that sits on the grid a fraction of a pixel off), so its rows hold fewer frame pixels
+        # the further along the edge.
+        rows = per_row[per_row > 0]
+        tapered = tilt >= MIN_FILL_TILT and rows.sum() <= 0.9 * rows.max() * len(rows)
+        sides.append((k, cut, colour, cut >= 2 and tapered and crossed >= 0.6))
+    anchors = [colour for _, _, colour, strong in sides if strong]
+    if not anchors:
+        return fill
+    for k, cut, colour, _ in sides:
+        if abs(colour - anchors[0]) > (FILL_FLATNESS if cut else 2 * FILL_FLATNESS):
+            continue  # one rotation fills every corner with one colour
+        v = np.rot90(valid, k)
+        strip_mask = np.zeros_like(v)
+        strip_mask[:, :cut + 2] = v[:, :cut + 2]
+        fill |= np.rot90(strip_mask, -k)
+    if fill.sum() > MAX_FILL_SHARE * valid.sum():
+        return np.zeros_like(valid)
+    return fill
 
 
 def verify_query(query: tuple[Features, Features], reference: Features) -> Verification | None:
