@@ -31,20 +31,11 @@ from typing import Any
 from provenance import Index
 from provenance.textnorm import sentence_spans, tokenize
 
-from .common import log, read_jsonl, save_json
+from .common import head, log, read_jsonl, save_json
 from .text import _passage  # planted passages chosen exactly as the text benchmark chooses them
 
 #: The shared line: 15 words, like a reviewer's standing disclaimer.
 SIGN_OFF = "Views expressed here are my own and do not reflect those of any employer or client."
-
-
-def _head(text: str, words: int) -> str:
-    out = 0
-    for s, e in sentence_spans(text):
-        out += len(text[s:e].split())
-        if out >= words:
-            return text[:e]
-    return text
 
 
 def _plant(host: str, passage: str) -> str:
@@ -59,7 +50,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     rng = random.Random(7)
     docs = read_jsonl("gensim_lee_news.jsonl") + read_jsonl("nltk_movie_reviews.jsonl")
     rng.shuffle(docs)
-    docs = [_head(d["text"], 200) for d in docs if len(d["text"].split()) >= 100]
+    docs = [head(d["text"], 200) for d in docs if len(d["text"].split()) >= 100]
     shared = [d + "\n\n" + SIGN_OFF + "\n" for d in docs[:n_shared]]
     plain = docs[n_shared:n_shared + n_plain]
     hosts = docs[n_shared + n_plain:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import random
@@ -104,3 +105,25 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
         r[order[i:j + 1]] = (i + j) / 2 + 1
         i = j + 1
     return float((r[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def head(text: str, words: int) -> str:
+    """``text`` up to the end of the sentence that reaches ``words`` words (all of it if shorter)."""
+    from provenance.textnorm import sentence_spans
+
+    out = 0
+    for s, e in sentence_spans(text):
+        out += len(text[s:e].split())
+        if out >= words:
+            return text[:e]
+    return text
+
+
+def wilson_hi(k: int, n: int, z: float = 1.96) -> float:
+    """Upper end of the 95 % Wilson score interval of ``k`` in ``n`` (NaN for ``n == 0``)."""
+    if n == 0:
+        return float("nan")
+    p = k / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre + half) / (1 + z * z / n)

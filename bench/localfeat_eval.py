@@ -28,7 +28,7 @@ import multiprocessing as mp
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +344,38 @@ def _query(task: tuple[bytes, str, str, str, int | None, str]) -> dict[str, Any]
                    "candidates": (t4 - t3) * 1e3, "verify": (t5 - t4) * 1e3}}
 
 
+Task = tuple[bytes, str, str, str, int | None, str]
+
+
+def query_tasks(sets: dict[str, Any], fams: dict[str, Any], ids: dict[str, int],
+                only: Sequence[str] | None = None) -> list[Task]:
+    """The queries of a run: each original's copies (every family and strength) and every negative, as
+    ``(bytes, family, strength, kind, true id, label)``. Seeds are drawn for every family even when
+    ``only`` keeps some of them, so a partial run (bench/localfeat_focus.py) makes the same copies."""
+    rng = random.Random(7)
+    tasks: list[Task] = []
+    for kind, p in sets["orig"]:
+        with Image.open(p) as im:
+            img = im.convert("RGB")
+        for fam, fn in fams.items():
+            for strength in ("mild", "strong"):
+                r2 = random.Random(rng.getrandbits(32))
+                if only is not None and fam not in only:
+                    continue
+                try:
+                    out = fn(img, r2, strength)
+                except Exception as exc:  # noqa: BLE001  (an augly failure must not sink the run)
+                    log(f"  {fam}/{strength} failed on {p.name}: {exc}")
+                    continue
+                data = T.encode(out, "jpeg" if fam == "jpeg" else "")
+                tasks.append((data, fam, strength, kind, ids[str(p)], f"{p}:{fam}:{strength}"))
+    for kind, p in sets["neg"]:
+        tasks.append((p.read_bytes(), "negative", "-", kind, None, str(p)))
+    for k, im in enumerate(sets["frames_neg"]):
+        tasks.append((_png(im), "negative", "-", "frame", None, f"frame-neg-{k}"))
+    return tasks
+
+
 def run(quick: bool = False, workers: int = 2) -> dict[str, Any]:
     import faiss
 
@@ -384,25 +416,7 @@ def run(quick: bool = False, workers: int = 2) -> dict[str, Any]:
     feat_bytes = float(np.mean([len(f.to_bytes()) for f in feats.values()]))
     index_bytes = len(desc.to_bytes()) / max(1, len(feats))
 
-    rng = random.Random(7)
-    tasks: list[tuple[bytes, str, str, str, int | None, str]] = []
-    for kind, p in sets["orig"]:
-        with Image.open(p) as im:
-            img = im.convert("RGB")
-        for fam, fn in fams.items():
-            for strength in ("mild", "strong"):
-                r2 = random.Random(rng.getrandbits(32))
-                try:
-                    out = fn(img, r2, strength)
-                except Exception as exc:  # noqa: BLE001  (an augly failure must not sink the run)
-                    log(f"  {fam}/{strength} failed on {p.name}: {exc}")
-                    continue
-                data = T.encode(out, "jpeg" if fam == "jpeg" else "")
-                tasks.append((data, fam, strength, kind, ids[str(p)], f"{p}:{fam}:{strength}"))
-    for kind, p in sets["neg"]:
-        tasks.append((p.read_bytes(), "negative", "-", kind, None, str(p)))
-    for k, im in enumerate(sets["frames_neg"]):
-        tasks.append((_png(im), "negative", "-", "frame", None, f"frame-neg-{k}"))
+    tasks = query_tasks(sets, fams, ids)
     log(f"localfeat: {len(tasks)} queries on {workers} workers")
     t0 = time.perf_counter()
     ctx = mp.get_context("fork")

@@ -16,16 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
-import random
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from provenance import localfeatures as lf
-from provenance import transforms as T
 
 from . import localfeat_eval as E
 from .common import OUT, log, save_json, table
@@ -82,23 +78,7 @@ def run(families: list[str], before: dict[str, float], workers: int) -> dict[str
         f = lf.extract(load_content(data, label).image)
         desc.add(ids[label], f)
         feats[ids[label]] = f
-    rng = random.Random(7)
-    tasks: list[tuple[bytes, str, str, str, int | None, str]] = []
-    for kind, p in sets["orig"]:
-        with Image.open(p) as im:
-            img = im.convert("RGB")
-        for fam, fn in fams.items():
-            for strength in ("mild", "strong"):
-                r2 = random.Random(rng.getrandbits(32))  # drawn for every family: the same seeds as the full run
-                if fam not in families:
-                    continue
-                out = fn(img, r2, strength)
-                tasks.append((T.encode(out, "jpeg" if fam == "jpeg" else ""), fam, strength, kind, ids[str(p)],
-                              f"{p}:{fam}:{strength}"))
-    for kind, p in sets["neg"]:
-        tasks.append((p.read_bytes(), "negative", "-", kind, None, str(p)))
-    for k, im in enumerate(sets["frames_neg"]):
-        tasks.append((E._png(im), "negative", "-", "frame", None, f"frame-neg-{k}"))
+    tasks = E.query_tasks(sets, fams, ids, only=families)
     after = {k: float(getattr(lf, k)) for k in before}
     _W.update(desc=desc, feats=feats, before=before, after=after)
     log(f"focus: {len(tasks)} queries on {workers} workers")

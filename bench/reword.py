@@ -68,7 +68,7 @@ from provenance.signals.embedding import content_words, lexical_overlap
 from provenance.signals.text import passage_spans, shingle_hashes
 from provenance.textnorm import sentence_spans, tokenize
 
-from .common import OUT, log, machine, read_jsonl, save_json, table
+from .common import OUT, head, log, machine, read_jsonl, save_json, table, wilson_hi
 from .sections import write_section
 
 TARGET_FMR = 0.01
@@ -130,15 +130,6 @@ class Entry:
     sent: np.ndarray | None = None
 
 
-def _head(text: str, words: int) -> str:
-    out = 0
-    for s, e in sentence_spans(text):
-        out += len(text[s:e].split())
-        if out >= words:
-            return text[:e]
-    return text
-
-
 def _plant(host: str, passage: str) -> tuple[str, int, int]:
     """``passage`` inserted at a sentence boundary near the middle of ``host``."""
     sents = sentence_spans(host)
@@ -180,10 +171,10 @@ def build(quick: bool) -> tuple[list[str], list[Draft]]:
     pool = iter(reviews)
     # Reviews indexed as they are (clean hosts' neighbours); the rest serve as bases, hosts and clean drafts.
     for _ in range(n_clean + 100):
-        add(_head(next(pool)["text"], 250))
+        add(head(next(pool)["text"], 250))
     for _ in range(n_clean):
         d = next(pool)
-        draft("clean", split_of(d["id"]), _head(d["text"], 250))
+        draft("clean", split_of(d["id"]), head(d["text"], 250))
 
     pan = read_jsonl("pan_paraphrase_train.jsonl")
     for family, label in (("pan-para", 1), ("pan-related", 0)):
@@ -191,7 +182,7 @@ def build(quick: bool) -> tuple[list[str], list[Draft]]:
         random.Random(3 + label).shuffle(pairs)
         for k in range(n_trio):
             trio = pairs[3 * k:3 * k + 3]
-            base, host = _head(next(pool)["text"], 150), _head(next(pool)["text"], 200)
+            base, host = head(next(pool)["text"], 150), head(next(pool)["text"], 200)
             src, _, _ = _plant(base, " ".join(p["s1"].strip() for p in trio))
             item = add(src)
             text, a, b = _plant(host, " ".join(p["s2"].strip() for p in trio))
@@ -223,9 +214,9 @@ def build(quick: bool) -> tuple[list[str], list[Draft]]:
     held = [d for d in news if hashlib.sha1(("news-" + str(d["id"])).encode()).digest()[1] % 2 == 1]
     for d in news:
         if d not in held:
-            add(_head(d["text"], 300))
+            add(head(d["text"], 300))
     for d in held[:n_news]:
-        draft("news", split_of("news-" + str(d["id"])), _head(d["text"], 300))
+        draft("news", split_of("news-" + str(d["id"])), head(d["text"], 300))
     return indexed, drafts
 
 
@@ -467,16 +458,6 @@ def evaluate(drafts: Sequence[Draft], rule: Rule, *, shingles: bool = False) -> 
         if passing - {d.true_item}:
             r["false"] += 1
     return out
-
-
-def wilson_hi(k: int, n: int, z: float = 1.96) -> float:
-    """Upper end of the 95 % Wilson score interval of ``k`` in ``n``."""
-    if n == 0:
-        return float("nan")
-    p = k / n
-    centre = p + z * z / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre + half) / (1 + z * z / n)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from provenance.signals import EmbedSignal, ShingleSignal
 from provenance.textnorm import sentence_spans, tokenize
 from provenance.transforms import TEXT_FAMILIES
 
-from .common import auc, log, read_jsonl, save_json, table
+from .common import auc, head, log, read_jsonl, save_json, table
 
 EMBED_T = EmbedSignal.threshold
 SHINGLE_T = ShingleSignal.threshold
@@ -114,15 +114,6 @@ def _passage(text: str, rng: random.Random, lo: int = 40, hi: int = 90) -> tuple
     return None
 
 
-def _head(text: str, words: int) -> str:
-    out = 0
-    for s, e in sentence_spans(text):
-        out += len(text[s:e].split())
-        if out >= words:
-            return text[:e]
-    return text
-
-
 def _plant(host: str, passage: str, rng: random.Random) -> tuple[str, int, int]:
     """Insert ``passage`` at a sentence boundary near the middle of ``host``."""
     sents = sentence_spans(host)
@@ -140,7 +131,7 @@ def run_planted(idx: Index, n_index: int, n_per_family: int, n_clean: int) -> di
     rng.shuffle(docs)
     # Short news items and reviews: real, unrelated prose. Reviews are cut to their first ~300 words (at a
     # sentence end) so the haystack's embedding time stays within budget on a small CPU.
-    docs = [{"text": _head(d["text"], 300)} for d in docs if len(d["text"].split()) >= 80]
+    docs = [{"text": head(d["text"], 300)} for d in docs if len(d["text"].split()) >= 80]
     indexed = docs[:n_index]
     hosts = docs[n_index:]
     fams = list(TEXT_FAMILIES) + ["paraphrase"]

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import random
 import re
 import time
@@ -44,7 +43,7 @@ from provenance.encoders import OnnxMiniLMEncoder, TextEncoder, UseMultilingualE
 from provenance.passages import aligned_runs, guess_language
 from provenance.signals.text import passage_spans
 
-from .common import OUT, SEED, log, machine, table
+from .common import OUT, SEED, log, machine, table, wilson_hi
 from .manpages import LANGS, Page, ensure_manpages, load_pages
 from .sections import write_section
 
@@ -384,15 +383,6 @@ def results_for(drafts: list[Draft], model: str, sources: list[tuple[str, str]],
                     [name for name, _ in sources])
 
 
-def _wilson_hi(k: int, n: int, z: float = 1.96) -> float:
-    if n == 0:
-        return float("nan")
-    p = k / n
-    centre = p + z * z / (2 * n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre + half) / (1 + z * z / n)
-
-
 def language_accuracy(pages: list[Page]) -> dict[str, dict[str, float]]:
     """guess_language on the passages the benchmark uses: English paragraphs and translated paragraphs
     that differ from their English original, by length (those left in English by po4a are excluded by
@@ -488,7 +478,7 @@ def summarise(measured: dict, chosen: dict, results: dict, langs_acc: dict, sour
                 iou = f"{np.mean(r['ious']):.2f}" if r["ious"] else "–"
                 k, n = r["false"], r["neg"]
                 rows.append([m, f"{rule} ({params})", lang + (" (dev)" if lang == DEV else ""), recall, iou,
-                             f"{k}/{n} [{_wilson_hi(k, n):.3f}]", f"{r['wrong']}/{r['pos']}" if r["pos"] else "–"])
+                             f"{k}/{n} [{wilson_hi(k, n):.3f}]", f"{r['wrong']}/{r['pos']}" if r["pos"] else "–"])
     md += [table(["model", "rule", "draft language", "recall", "IoU", "false (negatives)", "wrong page"], rows), ""]
     use = results.get("USE-multilingual-v3", {}).get("run", {})
     wrong_pages = [f"{lang}: {p}" for lang, r in use.items() for p in r["false_pages"]]
