@@ -208,24 +208,18 @@ class EmbedSignal(PassageSignal):
             return 0.0
         return self.blend(cosine, *lexical_overlap(draft_passage, source_passage, ignore))
 
-    def supports_paraphrase(self, cosine: float, draft_passage: str, source_passage: str,
-                            ignore: frozenset[str] = frozenset()) -> bool:
-        """Whether one passage pair is paraphrase evidence on its paraphrase score (the sentence alignment,
-        which needs the sentences embedded, is :meth:`sentence_score`)."""
-        return self.paraphrase_score(cosine, draft_passage, source_passage, ignore) >= self.threshold
-
-    def sentence_score(self, cosine: float, sentence_sims: np.ndarray) -> float:
+    def sentence_score(self, cosine: float, sentence_sims: np.ndarray) -> tuple[float, int]:
         """The paraphrase score a pair earns by its sentences (``sentence_sims``: its draft sentences' cosines
-        with its source sentences): 0 unless they align as the class attributes say; else the mean cosine of
-        the aligned sentences mapped from ``sentence_low``..1 onto ``threshold``..1, so the calibrated score
-        reads the same as for the blend."""
+        with its source sentences) and how many sentences align: ``(0, 0)`` unless they align as the class
+        attributes say; else the mean cosine of the aligned sentences mapped from ``sentence_low``..1 onto
+        ``threshold``..1, so the calibrated score reads the same as for the blend."""
         if cosine < self.sentence_cosine:
-            return 0.0
+            return 0.0, 0
         al = sentence_alignment(sentence_sims, cell_threshold=self.sentence_chain)
         if al.length < self.sentence_count or al.min_score < self.sentence_low or al.margin < self.sentence_margin:
-            return 0.0
+            return 0.0, 0
         lift = (al.score - self.sentence_low) / max(1e-9, 1.0 - self.sentence_low)
-        return self.threshold + (1.0 - self.threshold) * min(1.0, max(0.0, lift))
+        return self.threshold + (1.0 - self.threshold) * min(1.0, max(0.0, lift)), al.length
 
     def model_id(self) -> str:
         if self._model_id is None:
@@ -409,10 +403,9 @@ class EmbedIndex(SignalIndex[EmbedQuery]):
             dv, sv = query.sentences[p.qi], src_vecs[p.si]
             if not len(dv) or not len(sv):
                 continue
-            lifted = s.sentence_score(p.cosine, dv @ sv.T)
+            lifted, aligned = s.sentence_score(p.cosine, dv @ sv.T)
             if lifted > p.score:
-                p.score = lifted
-                p.sentences = sentence_alignment(dv @ sv.T, cell_threshold=s.sentence_chain).length
+                p.score, p.sentences = lifted, aligned
 
 
 @dataclass
