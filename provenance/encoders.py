@@ -23,6 +23,7 @@ Three implementations of one small protocol, :class:`TextEncoder`:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -30,15 +31,18 @@ import tempfile
 import threading
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import MissingComponentError
+from .atomic import atomic_write_bytes
+from .errors import BadInputError, MissingComponentError
 
 logger = logging.getLogger(__name__)
+#: Cache files (exported graphs, the weights copy) are the user's own, as mkstemp made them before.
+CACHE_FILE_MODE = 0o600
 
 #: Bump when the exported graph for the same model changes (inputs, outputs, opset): old cache files
 #: are then ignored rather than loaded.
@@ -82,27 +86,6 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.float32(1e-12))
     return np.ascontiguousarray(x / norms, dtype=np.float32)
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write`` on a temporary file beside ``path``, then rename it over ``path``: a reader sees the old
-    file, no file, or the whole new file, even if the process is killed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see ``_atomic_write``)."""
-    _atomic_write(path, lambda f: f.write(data))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -263,7 +246,7 @@ def export_onnx(model_path: Path | str, out_path: Path | str) -> Path:
                               dynamic_axes={"input_ids": axes, "attention_mask": axes,
                                             "token_type_ids": axes, "last_hidden_state": axes},
                               opset_version=ONNX_OPSET, do_constant_folding=True)
-        _atomic_write_bytes(out, tmp_path.read_bytes())
+        atomic_write_bytes(out, tmp_path.read_bytes(), mode=CACHE_FILE_MODE)
     return out
 
 
@@ -287,7 +270,7 @@ def quantize_onnx(fp32_path: Path | str, out_path: Path | str) -> Path:
                              op_types_to_quantize=["MatMul"])
         finally:
             root.setLevel(level)
-        _atomic_write_bytes(out, tmp_path.read_bytes())
+        atomic_write_bytes(out, tmp_path.read_bytes(), mode=CACHE_FILE_MODE)
     return out
 
 
@@ -350,10 +333,10 @@ class OnnxMiniLMEncoder:
                     export_onnx(self.model_path, fp32)
                 if self.precision == "int8":
                     quantize_onnx(fp32, path)
-            except OSError as exc:
+            except (OSError, BadInputError) as exc:
+                why = getattr(exc, "strerror", None) or exc
                 raise MissingComponentError(
-                    f"cannot write the ONNX cache {path.parent}: {exc.strerror or exc}; set {CACHE_ENV} to a "
-                    "writable folder") from exc
+                    f"cannot write the ONNX cache {path.parent}: {why}; set {CACHE_ENV} to a writable folder") from exc
         return path
 
     @property
@@ -570,13 +553,13 @@ class UseMultilingualEncoder:
         if path.is_file():
             return path
 
-        def write(f: BinaryIO) -> None:
-            with np.load(_use_resources() / "weights.npz") as z:
-                np.savez(f, **{k: z[k] for k in z.files})
-
         try:
-            _atomic_write(path, write)
-        except OSError as exc:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            buf = io.BytesIO()
+            with np.load(_use_resources() / "weights.npz") as z:
+                np.savez(buf, **{k: z[k] for k in z.files})
+            atomic_write_bytes(path, buf.getvalue(), mode=CACHE_FILE_MODE)
+        except (OSError, BadInputError) as exc:
             logger.debug("cannot write the USE weights cache %s: %s", path, exc)
             return None
         return path
