@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import json
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -305,3 +307,12 @@ def test_reference_assets_by_other_tools() -> None:
     # sample1.png carries camera EXIF only: reported, but not enough for a suggestion.
     sample = inspect_origin(CONFORMANCE / "sample1.png")
     assert sample.suggestion == "unknown" and any(s.strength == "weak" for s in sample.signals)
+
+
+
+def test_checking_a_text_file_does_not_load_the_c2pa_reader() -> None:
+    code = ("import sys, tempfile, pathlib\nfrom provenance.origin import inspect_origin\n"
+            "p = pathlib.Path(tempfile.mkdtemp()) / 'draft.md'\np.write_text('A plain draft.')\n"
+            "inspect_origin(p)\nprint('provenance.c2pa_verify' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"

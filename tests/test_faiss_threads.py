@@ -1,0 +1,46 @@
+"""FAISS work runs in one OpenMP thread and leaves the caller's setting as it was (provenance.faiss_threads)."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from provenance import localfeatures as lf
+from provenance.faiss_threads import one_thread
+
+
+def test_one_thread_inside_and_restored_after() -> None:
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        with one_thread():
+            assert faiss.omp_get_max_threads() == 1
+        assert faiss.omp_get_max_threads() == 2
+        try:
+            with one_thread():
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+        assert faiss.omp_get_max_threads() == 2  # restored on an exception too
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def test_descriptor_search_leaves_the_callers_threads() -> None:
+    rng = np.random.default_rng(0)
+    idx = lf.DescriptorIndex(ivf_from=2000)
+    feats = []
+    for i in range(10):
+        d = rng.integers(0, 256, (256, 32), dtype=np.uint8)
+        f = lf.Features(points=np.zeros((256, 2), np.float32), descriptors=d, width=64, height=64)
+        feats.append(f)
+        idx.add(i, f)
+    assert idx.kind == "ivf"
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        assert idx.candidates(feats[3], k_images=1)[0][0] == 3
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)
+
