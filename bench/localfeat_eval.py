@@ -737,7 +737,7 @@ def write_section(markdown: str, name: str = "localfeat") -> None:
 
     from .common import ROOT
     speed = OUT / "localfeat_speed.md"
-    if speed.exists():
+    if name == "localfeat" and speed.exists():
         markdown = markdown.rstrip() + "\n\n" + speed.read_text().strip() + "\n"
     results = ROOT / "RESULTS.md"
     text = results.read_text() if results.exists() else ""

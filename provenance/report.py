@@ -86,6 +86,13 @@ class Evidence:
         draws them over the thumbnails); ``None`` for evidence that does not."""
         return None
 
+    def standalone(self) -> tuple[float, str] | None:
+        """The value this evidence supports without another signal's help, and what that counts, when it
+        differs from the observation's value (e.g. a hash distance measured on the whole image, where the
+        closest pair was a border-trimmed variant); ``None`` when the value stands on its own. A
+        :class:`Relaxation` whose corroborator cannot speak judges this value."""
+        return None
+
 
 @dataclass(frozen=True)
 class ImageRegions:
@@ -122,16 +129,22 @@ def _jsonable(v: Any) -> Any:
 
 @dataclass(frozen=True)
 class Relaxation:
-    """A looser threshold that applies when another signal corroborates the pair.
+    """How another signal's observation of the same pair moves this signal's bar.
 
-    It applies when ``corroborator``'s observation of the same pair is within ``within`` (same direction
-    as its own threshold), or when that signal has no observation of the pair at all (it could not speak,
-    e.g. an image below PDQ's quality gate).
+    * Corroborated: ``corroborator`` observed the pair within ``within`` (in the direction of its own
+      threshold): the looser ``threshold`` applies.
+    * Contradicted: it observed the pair and is farther than ``within``: the signal's own threshold
+      applies, or, with ``alone=False``, the observation cannot pass (the corroborator overrules it).
+    * Unavailable: it has no observation of the pair (it could not speak, e.g. an image below PDQ's
+      quality gate): the signal's own threshold applies to what its evidence shows on its own
+      (:meth:`Evidence.standalone`), never the looser one, since what silenced the corroborator (a flat
+      picture) makes this signal's closeness least informative too.
     """
 
     threshold: float
     corroborator: str
     within: float
+    alone: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,10 +171,15 @@ class Observation:
     #: Every draft span of the evidence lies inside a quotation the draft marks (set by ``check``,
     #: :mod:`provenance.quotes`): reported, but it does not count towards the verdict.
     quoted: bool = False
+    #: Another signal's observation of the pair overrules this one (a :class:`Relaxation` with
+    #: ``alone=False`` whose corroborator disagrees; set by :func:`resolve`): it cannot pass.
+    overruled: bool = False
 
     @property
     def passed(self) -> bool:
-        """Whether the value passes this observation's threshold."""
+        """Whether the value passes this observation's threshold (never when it is overruled)."""
+        if self.overruled:
+            return False
         return self.value <= self.threshold if self.lower_is_closer else self.value >= self.threshold
 
     @property
@@ -175,6 +193,8 @@ class Observation:
         passes, whichever signal produced it, and scores rank across signals by how far past its own bar
         each value is. It is not a probability.
         """
+        if self.overruled:
+            return 0.0  # a stronger signal says the pair is unrelated
         chance, identity = self.anchors if self.anchors is not None else (
             (2.0 * self.threshold, 0.0) if self.lower_is_closer else (0.0, max(1.0, self.threshold)))
         t, v = self.threshold, self.value
@@ -191,13 +211,15 @@ class Observation:
             out["rule"] = self.rule
         if self.quoted:
             out["quoted"] = True
+        if self.overruled:
+            out["overruled"] = True
         return out
 
     def summary(self) -> str:
         """One line: the evidence's summary, then how the value compares with the threshold."""
         op = "<=" if self.lower_is_closer else ">="
         head = self.evidence.summary() if self.evidence is not None else f"{self.value:g}"
-        verdict = "passes" if self.passed else "below the bar"
+        verdict = "passes" if self.passed else "does not count" if self.overruled else "below the bar"
         quoted = ", inside a quotation" if self.quoted else ""
         return f"{head} ({verdict}: {op} {self.threshold:g}{', ' + self.rule if self.rule else ''}{quoted})"
 
@@ -207,8 +229,8 @@ def _clamp(x: float) -> float:
 
 
 def resolve(observations: Sequence[Observation]) -> list[Observation]:
-    """The observations with every :class:`Relaxation` settled: a relaxed observation gets the looser
-    threshold when its corroborator agrees (or could not speak), and ``rule`` says which applied."""
+    """The observations with every :class:`Relaxation` settled: the bar each applies (looser when its
+    corroborator agrees, its own when that cannot speak, none when it overrules), and ``rule`` says which."""
     by_signal = {o.signal: o for o in observations}
     out = []
     for o in observations:
@@ -218,13 +240,21 @@ def resolve(observations: Sequence[Observation]) -> list[Observation]:
             continue
         other = by_signal.get(r.corroborator)
         if other is None:
-            out.append(dataclasses.replace(o, threshold=r.threshold, rule=f"{r.corroborator} unavailable"))
+            own = o.evidence.standalone() if o.evidence is not None else None
+            if own is None:
+                out.append(dataclasses.replace(o, rule=f"{r.corroborator} unavailable"))
+            else:
+                out.append(dataclasses.replace(o, value=own[0], rule=f"{r.corroborator} unavailable: {own[1]}"))
         elif (other.value <= r.within) if other.lower_is_closer else (other.value >= r.within):
             op = "<=" if other.lower_is_closer else ">="
             out.append(dataclasses.replace(o, threshold=r.threshold,
                                            rule=f"corroborated by {r.corroborator} {op} {r.within:g}"))
-        else:
+        elif r.alone:
             out.append(dataclasses.replace(o, rule="alone"))
+        else:
+            op = ">" if other.lower_is_closer else "<"
+            out.append(dataclasses.replace(o, overruled=True,
+                                           rule=f"overruled by {r.corroborator} {op} {r.within:g}"))
     return out
 
 

@@ -70,3 +70,40 @@ def test_calibrated_scores_rank_across_signals_and_follow_the_applied_threshold(
         Observation("text-shingle", 10, 12, False, "near-duplicate", score=0.01, anchors=(4, 40)),
         Observation("text-embed", 0.5, 0.8, False, "paraphrase", score=0.5, anchors=(0.3, 1.0))])
     assert near.verdict == "original" and near.signal == "text-shingle" and near.score == pytest.approx(0.375)
+
+
+def _phash(value, transform="identity", whole=None):
+    """A pHash observation as the real signal makes it (its threshold, relaxation and evidence)."""
+    from provenance.signals.image import HashEvidence, PHashSignal
+    return Observation("phash", value, PHashSignal.threshold, True, "near-duplicate", anchors=(32, 0),
+                       evidence=HashEvidence(int(value), 64, transform, whole), relaxation=PHashSignal.relaxation)
+
+
+def _pdq(value):
+    return Observation("pdq", value, 31, True, "near-duplicate", anchors=(128, 0))
+
+
+@pytest.mark.parametrize("observations, verdict, rule", [
+    # PDQ within 48 corroborates pHash up to 8, on the whole image or a derived variant.
+    ([_phash(6), _pdq(40)], "near-duplicate", "corroborated by pdq <= 48"),
+    ([_phash(5, "block+identity", whole=30), _pdq(40)], "near-duplicate", "corroborated by pdq <= 48"),
+    # PDQ saw the pair and calls it unrelated: pHash cannot decide, however close.
+    ([_phash(2), _pdq(100)], "original", "overruled by pdq > 48"),
+    # PDQ could not speak (a flat image): pHash at its own bar, not the corroborated one ...
+    ([_phash(2)], "near-duplicate", "pdq unavailable"),
+    ([_phash(6)], "original", "pdq unavailable"),
+    # ... and on the whole image only: a trimmed or content-block variant of a flat design is one plain
+    # shape, whose hash collides with any other's.
+    ([_phash(1, "block+identity", whole=20)], "original", "pdq unavailable: whole image only"),
+    ([_phash(1, "trimmed+rotate-90", whole=2)], "near-duplicate", "pdq unavailable: whole image only"),
+    ([_phash(1, "block+identity")], "original", "pdq unavailable: whole image only"),
+])
+def test_phash_rules_against_pdq(observations, verdict, rule):
+    from provenance.report import match_from
+    m = match_from(1, "x", None, "image", observations)
+    assert m.verdict == verdict
+    ph = next(o for o in m.observations if o.signal == "phash")
+    assert ph.rule == rule
+    if ph.overruled:
+        assert not ph.passed and ph.confidence == 0.0
+        assert ph.to_dict()["overruled"] is True and "does not count" in ph.summary()

@@ -164,3 +164,17 @@ def test_letterboxed_copy_matches_through_the_trimmed_variant(index, photos, fil
     report = index.check(jpeg_bytes(boxed, quality=60))
     assert report.verdict == "near-duplicate"
     assert report.matches[0].evidence["pdq"]["transform"].startswith(("trimmed+", "block+"))
+
+
+def test_flat_picture_below_pdq_quality_gate_matches_by_whole_image_phash(index):
+    # One small disc on a plain ground: PDQ's quality gate skips it (nothing for PDQ to corroborate), so
+    # pHash decides alone, at its own bar and on the whole image (tests/test_decide.py has the rules).
+    from PIL import ImageDraw
+    img = Image.new("RGB", (256, 256), (245, 245, 240))
+    ImageDraw.Draw(img).ellipse((30, 30, 90, 90), fill=(20, 60, 160))
+    index.add([jpeg_bytes(img, quality=95)])
+    report = index.check(jpeg_bytes(img, quality=50))
+    assert any(s["signal"] == "pdq" and "quality" in s["reason"] for s in report.skipped)
+    assert report.verdict == "near-duplicate"
+    ph = report.matches[0].evidence["phash"]
+    assert ph["passed"] and ph["rule"].startswith("pdq unavailable") and ph["value"] <= 3

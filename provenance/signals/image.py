@@ -153,10 +153,21 @@ class HashEvidence(Evidence):
     #: The transform that, applied to the query, reproduced the indexed image (``rotate-90``,
     #: ``trimmed+identity`` ...).
     transform: str
+    #: The closest distance of the query's whole-image hashes (no trimmed or block variant): the same
+    #: as ``distance`` unless a derived variant was closer; ``None`` when the whole image has no hash.
+    whole_distance: int | None = None
 
     def summary(self) -> str:
         """e.g. ``12/256 bits apart, query transform rotate-90``."""
         return f"{self.distance}/{self.bits} bits apart, query transform {self.transform}"
+
+    def standalone(self) -> tuple[float, str] | None:
+        """The whole image's distance when a derived variant (trimmed, content block) was closer: the
+        derived image of a flat picture is often one plain shape, whose hash collides with any other's,
+        so such a match needs a second signal to stand (measured: bench/flat_rules.py)."""
+        if "+" not in self.transform:
+            return None
+        return float(self.bits if self.whole_distance is None else self.whole_distance), "whole image only"
 
 
 class HashIndex(SignalIndex[list[tuple[str, bytes]]]):
@@ -186,9 +197,11 @@ class HashIndex(SignalIndex[list[tuple[str, bytes]]]):
         stored = self.store.catalog.item_fingerprints(item.id, self.signal.name)
         if not stored:
             return None
-        d, transform = min((hamming(v, fp), t) for t, v in query for fp in stored)
+        dists = [(hamming(v, fp), t) for t, v in query for fp in stored]
+        d, transform = min(dists)
+        whole = min((dd for dd, t in dists if "+" not in t), default=None)
         bits = self.signal.dim
-        return self.observation(d, 1.0 - d / bits, HashEvidence(d, bits, transform))
+        return self.observation(d, 1.0 - d / bits, HashEvidence(d, bits, transform, whole))
 
 
 class HashSignal(Signal):
@@ -288,19 +301,22 @@ class PHashSignal(HashSignal):
     #: 2: also hashes the border-trimmed image; 3: and the content block (screenshot framing).
     version = 3
     bits = 64
-    #: pHash alone: 64 bits collide easily on look-alike photos (plain backgrounds). Measured on
-    #: clothing-small, nearest-indexed-photo distance of non-indexed photos: <=3: 0/999, <=4: 0.2 %,
-    #: <=6: 1.1 %, <=8: 5.4 %. So alone it decides only at <= 3 ...
+    #: pHash decides alone only when PDQ has nothing to say about the pair (its quality gate skipped
+    #: either image) and only on the whole image: 64 bits collide easily on look-alike photos (plain
+    #: backgrounds; clothing-small, nearest-indexed-photo distance of non-indexed photos: <=3: 0/999,
+    #: <=4: 0.2 %, <=6: 1.1 %, <=8: 5.4 %) and on flat designs, whose trimmed or content-block variant
+    #: is often one plain shape ...
     threshold = 3
-    #: ... and up to 8 (what text overlays and heavy re-encoding need) only when PDQ corroborates
-    #: (PDQ distance <= PDQSignal.corroborating_distance) or cannot speak (quality gate).
+    #: ... up to 8 (what text overlays and heavy re-encoding need) when PDQ corroborates (within
+    #: PDQSignal.corroborating_distance); when PDQ saw the pair and is farther, PDQ overrules pHash
+    #: (measured on generated flat designs, icons and photos: bench/flat_rules.py).
     corroborated_threshold = 8
-    relaxation = Relaxation(corroborated_threshold, "pdq", PDQSignal.corroborating_distance)
+    relaxation = Relaxation(corroborated_threshold, "pdq", PDQSignal.corroborating_distance, alone=False)
     search_radius = corroborated_threshold
     score_anchors = (32.0, 0.0)  # half of the 64 bits for unrelated pictures, none for identical ones
     calibration_grid = tuple(float(t) for t in range(0, corroborated_threshold + 1))
-    threshold_source = ("measured: <= 3 of 64 bits alone (0/999 false matches on clothing-small), <= 8 when "
-                        "PDQ is within 48 bits or skipped (bench/RESULTS.md)")
+    threshold_source = ("measured: <= 8 of 64 bits when PDQ is within 48 bits; <= 3 of the whole image when "
+                        "PDQ cannot speak; never against PDQ (bench/RESULTS.md, bench/flat_rules.py)")
 
     @staticmethod
     def _smalls(content: Content) -> list[tuple[str, Image.Image]]:
