@@ -29,7 +29,7 @@ from .common import OUT, log, save_json, table
 _W: dict[str, Any] = {}
 
 
-def _row(cid: int, votes: int, v: lf.Verification | None) -> list:
+def _row(cid: int, votes: float, v: lf.Verification | None) -> list:
     """One candidate in ``localfeat_eval._query``'s row layout (so its scoring functions apply)."""
     return [cid, votes] + ([] if v is None else [
         round(v.score, 4), v.inliers, round(v.agreement, 4), round(v.cells_agreeing, 3),
@@ -45,11 +45,12 @@ def _query(task: tuple[bytes, str, str, str, int | None, str]) -> dict[str, Any]
     from provenance.content import load_content
     data, family, strength, kind, true_id, label = task
     q = lf.extract_query(load_content(data, label).image)
-    cands = _W["desc"].candidates(q, k_images=E.K_VERIFY)
     out: dict[str, list] = {}
     for name, settings in (("before", _W["before"]), ("after", _W["after"])):
         for k, val in settings.items():
-            setattr(lf, k, val)
+            setattr(lf, k, type(getattr(lf, k))(val))
+        # The candidate search reads its settings (VOTE_*) at call time, so it is before/after too.
+        cands = _W["desc"].candidates(q, k_images=E.K_VERIFY)
         out[name] = [_row(cid, votes, lf.verify_query(q, _W["feats"][cid])) for cid, votes in cands]
     return {"family": family, "strength": strength, "kind": kind, "true": true_id, "label": label,
             "half": E._half(label.split(":")[0]), **out}

@@ -271,3 +271,26 @@ def test_ivf_lists_are_trained_again_as_the_index_grows() -> None:
     assert idx.candidates(lf.extract_query(scene(70).rotate(5)), k_images=3)[0][0] == 10
     back = lf.DescriptorIndex.from_bytes(idx.to_bytes())
     assert back.trained_on == idx.trained_on and back.kind == "ivf"
+
+
+def test_a_shared_template_does_not_outvote_the_copied_picture(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Siblings from one template (the same busy frame around different small pictures) share most
+    descriptors. Each query descriptor's vote is split between the images it is equally close to, so the
+    descriptors only the copied picture has decide which image is verified first; with a whole vote per
+    image (the former search) the siblings that come first in the index outvote it."""
+    def sibling(seed: int) -> Image.Image:
+        outer = scene(99, (480, 480))
+        outer.paste(scene(seed, (140, 140)), (170, 170))
+        return outer
+
+    idx = lf.DescriptorIndex()
+    for s in range(16):
+        idx.add(s, lf.extract(sibling(s)))
+    queries = [lf.extract_query(sibling(s).rotate(10, resample=Image.Resampling.BICUBIC, expand=True)
+                                .resize((300, 300))) for s in range(16)]
+    first = sum(idx.candidates(q, k_images=4)[0][0] == s for s, q in enumerate(queries))
+    assert first >= 15
+    monkeypatch.setattr(lf, "VOTE_SPLIT", False)  # the former search: whole votes, 4 neighbours, no margin
+    former = sum(idx.candidates(q, k_images=4, k_neighbours=4, margin=lf.VOTE_DISTANCE)[0][0] == s
+                 for s, q in enumerate(queries))
+    assert former < first
