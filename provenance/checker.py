@@ -8,7 +8,9 @@ Everything the CLI does goes through :class:`Index`, and :class:`Index` goes thr
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -392,6 +394,28 @@ class Index:
                     out[s.name] = exc
         return out
 
+    def _warm_up(self, content: Content, pre: Precomputed) -> list[threading.Thread]:
+        """Start loading, each on its own thread, the models of the signals that will fingerprint
+        ``content`` (:meth:`Signal.warm_up`). Why: a cold text check loads MiniLM and USE; most of that
+        (ONNX Runtime's session, sentencepiece, reading weights) runs outside the GIL, so the two load side
+        by side on two cores: 0.2-0.25 s less per cold check (bench/RESULTS.md, "Text encoder speed").
+        A failed load is left to the signal's own call, which reports it."""
+        def quietly(load: Callable[[], None], name: str) -> Callable[[], None]:
+            def run() -> None:
+                try:
+                    load()
+                except Exception as exc:  # noqa: BLE001  (reported by the signal's own load)
+                    logging.getLogger(__name__).debug("warming up %s failed: %s", name, exc)
+            return run
+
+        threads = []
+        for s in self.signals:
+            if s.accepts(content.media) and s.name not in pre and (load := s.warm_up()) is not None:
+                t = threading.Thread(target=quietly(load, s.name), name=f"load-{s.name}", daemon=True)
+                t.start()
+                threads.append(t)
+        return threads
+
     def observe(self, content: Content, *, precomputed: Precomputed | None = None,
                 only: Iterable[int] | None = None, progress: Progress | None = None) -> Observed:
         """Every installed signal's observations of ``content`` against the items it finds.
@@ -407,6 +431,7 @@ class Index:
         # What each text's work budget cut (words too long, beyond the word or passage caps).
         skipped: list[dict[str, str]] = (budget_notes(content.text, tokens=content_tokens(content))
                                          if content.text is not None else [])
+        loading = self._warm_up(content, pre)
         queries: list[tuple[SignalIndex[Any], Any]] = []
         for s in self.signals:
             if not s.accepts(content.media):
@@ -425,6 +450,8 @@ class Index:
                 queries.append((adapter, adapter.prepare(content, cached)))
             except SignalSkipped as exc:
                 skipped.append({"signal": s.name, "reason": str(exc)})
+        for t in loading:  # done by now unless its signal skipped this content; none outlives the call
+            t.join()
         wanted: dict[int, None] = dict.fromkeys(only) if only is not None else {}
         if only is None:
             for adapter, q in queries:

@@ -31,7 +31,7 @@ import tempfile
 import threading
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -347,6 +347,15 @@ class OnnxMiniLMEncoder:
         return self._dim
 
     # -- loading --------------------------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        """True once the graph is loaded (``load`` then returns at once)."""
+        return self._session is not None
+
+    def load(self) -> None:
+        """Load (or once per machine export) the graph now rather than on the first :meth:`encode`."""
+        self._load()
+
     def _load(self) -> None:
         if self._session is not None:
             return
@@ -541,6 +550,15 @@ class UseMultilingualEncoder:
                         self._model = NumpyBackend(str(res / "weights.npz"), sp, threads=self.threads)
         return self._model
 
+    @property
+    def loaded(self) -> bool:
+        """True once the model is loaded and its dimension known (``load`` then returns at once)."""
+        return self._dim is not None
+
+    def load(self) -> None:
+        """Load the weights and tokenizer now rather than on the first :meth:`encode`."""
+        _ = self.dim  # loads, then measures the dimension with one probe, as the first encode would
+
     def _weights_cache(self) -> Path | None:
         """An uncompressed copy of the packaged ``weights.npz`` in the user's cache, written on first use.
 
@@ -590,6 +608,13 @@ class UseMultilingualEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return _unit_rows(np.asarray(self._load().encode(texts)))
+
+
+def model_loader(encoder: TextEncoder) -> Callable[[], None] | None:
+    """``encoder``'s ``load`` where it has one and has not loaded yet; else None (loaded, or an encoder
+    that loads in its constructor or cannot load ahead)."""
+    load = getattr(encoder, "load", None)
+    return None if load is None or getattr(encoder, "loaded", True) else load
 
 
 # ---------------------------------------------------------------------------------------------------

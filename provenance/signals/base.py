@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
@@ -189,6 +189,12 @@ class Signal(ABC):
     @abstractmethod
     def fingerprint(self, content: Content) -> list[Fingerprint]:
         """Fingerprints to store for ``content`` (raise :class:`SignalSkipped` with a reason)."""
+
+    def warm_up(self) -> Callable[[], None] | None:
+        """A function that loads what this signal's first fingerprint would load (a model), or None when
+        nothing is left to load (the default). The checker runs it on a background thread while other
+        signals work, so a cold check loads its models side by side rather than one after the other."""
+        return None
 
     def fingerprint_many(self, contents: Sequence[Content]) -> list[list[Fingerprint] | SignalSkipped]:
         """Fingerprint several contents; signals with batched models override this."""

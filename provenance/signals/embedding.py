@@ -11,7 +11,7 @@ The vector dimension is the model's own (any sentence-transformers directory wor
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..content import Content
-from ..encoders import TextEncoder, configured_dim, default_model_path, default_text_encoder, model_fingerprint
+from ..encoders import (
+    TextEncoder,
+    configured_dim,
+    default_model_path,
+    default_text_encoder,
+    model_fingerprint,
+    model_loader,
+)
 from ..errors import MissingComponentError
 from ..passages import sentence_alignment
 from ..report import Evidence, Observation, Span
@@ -192,6 +199,10 @@ class EmbedSignal(PassageSignal):
         sentence-transformers within 1e-5, so the same ``model_id``, without importing torch), else
         sentence-transformers (:func:`provenance.encoders.default_text_encoder`)."""
         return default_text_encoder(self.model_path)
+
+    def warm_up(self) -> Callable[[], None] | None:
+        """The encoder's ``load`` while it has not loaded (see :meth:`Signal.warm_up`)."""
+        return model_loader(self.encoder)
 
     def blend(self, cosine: float, shared: float, in_order: float) -> float:
         """The paraphrase score of a passage pair from its cosine and lexical shares (0 under the floor)."""

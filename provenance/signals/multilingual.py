@@ -25,14 +25,14 @@ into the report) is attached where the signal interface owns adapters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..content import Content
-from ..encoders import TextEncoder, UseMultilingualEncoder
+from ..encoders import TextEncoder, UseMultilingualEncoder, model_loader
 from ..passages import AlignedRun, RunGate, aligned_runs, guess_language
 from ..report import Evidence, Observation, Span
 from ..textnorm import snippet
@@ -135,6 +135,10 @@ class XlingualSignal(PassageSignal):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 embeddings of ``texts``."""
         return self.encoder.encode(texts)
+
+    def warm_up(self) -> Callable[[], None] | None:
+        """The encoder's ``load`` while it has not loaded (see :meth:`Signal.warm_up`)."""
+        return model_loader(self.encoder)
 
     def index(self, store: Store) -> XlingualIndex:
         return XlingualIndex(self, store)
