@@ -95,17 +95,19 @@ UseMultilingualEncoder().encode([text[a:b] for a, b in passage_spans(text)])
 """
 
 
-def _cold(commands: dict[str, list[str]], repeat: int,
-          env: dict[str, str]) -> dict[str, tuple[float, list[float], float]]:
+def _cold(commands: dict[str, list[str]], repeat: int, env: dict[str, str],
+          cwd: Path) -> dict[str, tuple[float, list[float], float]]:
     """Median wall time of each command, run in turn round by round (A, B, A, B, ...), so a side-by-side pair
     shares whatever load the machine had during the rounds; and the median CPU time (user + system) of the
     process and its threads, which other jobs on the machine barely change: on an idle machine a cold
-    check, mostly one thread, takes about that long."""
+    check, mostly one thread, takes about that long. Every command runs in ``cwd``, outside any checkout:
+    ``python -m`` puts the working directory first on the import path, so run from this checkout a
+    baseline interpreter would import this checkout's ``provenance`` instead of its own."""
     def once(args: list[str]) -> tuple[float, float]:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         # Exit 1 is a verdict (a match), not a failure.
-        rc = subprocess.run(args, check=False, env=env, stdout=subprocess.DEVNULL,
+        rc = subprocess.run(args, check=False, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL).returncode
         wall = time.perf_counter() - t
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -199,7 +201,7 @@ def run(quick: bool = False, baseline: str | None = None) -> dict[str, Any]:
             for name, path in (("150-word", short_path), ("1,000-word", draft_path)):
                 commands[f"provenance check {name} draft ({who})"] = [
                     py, "-m", "provenance.cli.main", "check", "--index", str(idx), "--quiet", str(path)]
-        cold = _cold(commands, rep_cold, env)
+        cold = _cold(commands, rep_cold, env, Path(tmp))
         # Warm: the whole check of the 1,000-word draft in a process that has every model loaded.
         index = Index.open(idx)
         try:
