@@ -398,7 +398,7 @@ class Index:
         """Start loading, each on its own thread, the models of the signals that will fingerprint
         ``content`` (:meth:`Signal.warm_up`). Why: a cold text check loads MiniLM and USE; most of that
         (ONNX Runtime's session, sentencepiece, reading weights) runs outside the GIL, so the two load side
-        by side on two cores: 0.2-0.25 s less per cold check (bench/RESULTS.md, "Text encoder speed").
+        by side on two cores: a cold 150-word check 1.19 -> 0.97 s (bench/RESULTS.md, "Text check speed").
         A failed load is left to the signal's own call, which reports it."""
         def quietly(load: Callable[[], None], name: str) -> Callable[[], None]:
             def run() -> None:

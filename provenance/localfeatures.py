@@ -190,6 +190,24 @@ def _thumb(img: Image.Image, side: int) -> np.ndarray:
                       dtype=np.uint8)
 
 
+def _shrink(thumb: np.ndarray, side: int) -> np.ndarray:
+    """``thumb`` reduced (box filter) to ``side`` pixels on its long side; as it is when not longer."""
+    h, w = thumb.shape
+    if max(h, w) <= side:
+        return thumb
+    f = side / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return np.asarray(Image.fromarray(thumb).resize(size, Image.Resampling.BOX), dtype=np.uint8)
+
+
+def for_index(features: Features) -> Features:
+    """``features`` as an index stores them: with the thumbnail at ``THUMB_SIDE`` (a query's is larger;
+    the pixel check was calibrated on ``THUMB_SIDE`` references, and it keeps a stored image to ~20 KB)."""
+    if features.thumb is None:
+        return features
+    return dataclasses.replace(features, thumb=_shrink(features.thumb, THUMB_SIDE))
+
+
 def extract(img: Image.Image, mirrored: bool = False, max_keypoints: int = MAX_KEYPOINTS,
             thumb_side: int = THUMB_SIDE) -> Features:
     """ORB features of ``img`` (or of its left-right mirror image when ``mirrored``).
@@ -721,6 +739,9 @@ def _photometric(query: Features, reference: Features, h_orig: np.ndarray,
     rt, qt = reference.thumb, query.thumb
     if rt is None or qt is None or rt.size == 0 or qt.size == 0:
         return None
+    # Indexes written before ``for_index`` existed stored the query-sized thumbnail: judged on that finer
+    # grid, the tolerances below (one pixel of misregistration, the fill's 2-px rim) mean something else.
+    rt = _shrink(rt, THUMB_SIDE)
     rh, rw = rt.shape
     qh, qw = qt.shape
     d_r = np.diag([rw / reference.width, rh / reference.height, 1.0])

@@ -294,3 +294,36 @@ def test_a_shared_template_does_not_outvote_the_copied_picture(monkeypatch: pyte
     former = sum(idx.candidates(q, k_images=4, k_neighbours=4, margin=lf.VOTE_DISTANCE)[0][0] == s
                  for s, q in enumerate(queries))
     assert former < first
+
+
+def test_the_index_judges_with_the_thumbnail_size_the_threshold_was_calibrated_on(tmp_path) -> None:
+    """The pixel check's tolerances and its threshold were calibrated on 64-px reference thumbnails. The
+    index stores that size (not the query's 256-px one), and a reference stored at the query's size by an
+    older index is reduced before it is judged: a strong combo copy (60 % crop, 6 degrees, half size, JPEG
+    30) scored 0.89 against a 256-px reference, under the threshold, and 1.0 against a 64-px one."""
+    from provenance import Index
+
+    original = scene(31, (640, 480))
+    w, h = original.size
+    k = 0.6 ** 0.5
+    box = (round(w * (1 - k) / 2), round(h * (1 - k) / 2), round(w * (1 + k) / 2), round(h * (1 + k) / 2))
+    copy = original.crop(box).rotate(6, expand=True, resample=Image.Resampling.BICUBIC)
+    copy = copy.resize((copy.width // 2, copy.height // 2))
+    buf = io.BytesIO()
+    copy.save(buf, "JPEG", quality=30)
+    (tmp_path / "copy.jpg").write_bytes(buf.getvalue())
+    original.save(tmp_path / "original.png")
+    with Index.open(tmp_path / "idx", create=True) as idx:
+        item = idx.add([tmp_path / "original.png"])[0].id
+        assert item is not None
+        stored = lf.Features.from_bytes(idx.catalog.item_fingerprints(item, "local-features")[0])
+        assert max(stored.thumb.shape) == lf.THUMB_SIDE
+        report = idx.check(tmp_path / "copy.jpg", origin=False)
+        assert report.verdict == "near-duplicate"
+        assert report.matches[0].evidence["local-features"]["score"] >= lf.SCORE_THRESHOLD
+
+    query = lf.extract_query(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    older = lf.extract(original, thumb_side=lf.QUERY_THUMB_SIDE)  # what an older index stored
+    judged = lf.verify_query(query, older)
+    assert judged is not None and judged.score >= lf.SCORE_THRESHOLD
+    assert lf.for_index(older).thumb.shape == stored.thumb.shape

@@ -33,7 +33,9 @@ from ..localfeatures import (
     DescriptorIndex,
     Features,
     Verification,
+    extract,
     extract_query,
+    for_index,
     verify_query,
     verify_region,
 )
@@ -224,8 +226,20 @@ class LocalFeatureSignal(Signal):
                         "photos and same-frame composites (bench/localfeat_eval.py)")
 
     def fingerprint(self, content: Content) -> list[Fingerprint]:
-        """One blob: the image's bounded ORB features and thumbnail."""
-        return self.stored_from_variants(self.query_variants(content))
+        """One blob: the image's bounded ORB features and its ``THUMB_SIDE`` thumbnail (the plain
+        extraction only: the mirrored one is for queries)."""
+        if content.image is None:
+            raise SignalSkipped("no decoded image")
+        features = extract(content.image)
+        if len(features.descriptors) == 0:
+            raise SignalSkipped("no keypoints (a flat or featureless image)")
+        return [Fingerprint(features.to_bytes())]
+
+    def stored_from_variants(self, variants: Variants) -> list[Fingerprint]:
+        """What ``fingerprint`` stores, from a query's plain extraction: its thumbnail reduced to the stored
+        size (within a grey level of extracting it at that size)."""
+        return [Fingerprint(for_index(Features.from_bytes(f.value_bytes())).to_bytes())
+                for f in super().stored_from_variants(variants)]
 
     def query_variants(self, content: Content) -> Variants:
         """The plain extraction (also what is stored) and the mirrored one."""
