@@ -7,7 +7,9 @@ descriptors, yet the distribution over the 256-bit space stays that of real ORB 
 timed the same way: 100k random 256-bit hashes in a flat FAISS binary index (what the product uses), and
 the query cost is PDQ's dihedral hashing plus the search. Query images are real: decode included.
 
-Run: ``python -m bench.localfeat_speed [--sizes 10000,100000] [--queries 40]``.
+Run: ``python -m bench.localfeat_speed [--sizes 10000,100000] [--queries 40] [--per-query N] [--nprobe N]`` (the
+last two: fixed search settings instead of the shipped size-adaptive ones, e.g. ``--per-query 500 --nprobe
+16`` searches every query descriptor in 16 lists).
 
 ``--cold N [--runs R]``: a real index (``provenance.Index``) of N clothing photos, then R fresh processes
 each checking one cropped copy, timed from ``Index.open`` to the report (imports excluded, the same in
@@ -78,9 +80,10 @@ def _build(base: list[lf.Features], n: int, gen: np.random.Generator) -> lf.Desc
 
 
 def run(sizes: tuple[int, ...] = (10_000, 100_000), n_real: int = 200, n_queries: int = 40,
-        per_query: int | None = None, nprobe: int = 16) -> dict[str, Any]:
+        per_query: int | None = None, nprobe: int | None = None) -> dict[str, Any]:
     """``per_query``/``nprobe``: the candidate-search knobs (descriptors searched per query feature set,
-    IVF lists probed), to measure the time/recall trade-off at 100k."""
+    IVF lists probed), to measure the time/recall trade-off at 100k; None: as the product sets them for
+    the index's size (``localfeatures.LARGE_FROM``)."""
     import faiss
     import pdqhash
     faiss.omp_set_num_threads(1)  # the product's per-query path is single-threaded; cores are shared
@@ -114,7 +117,10 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000), n_real: int = 200, n_queries
         log(f"localfeat speed: building {n:,} synthetic images")
         t = time.perf_counter()
         idx = _build(base, n, gen)
-        idx.index.nprobe = nprobe
+        large = idx.ntotal >= lf.LARGE_FROM
+        setting = (f"nprobe {nprobe or (lf.LARGE_NPROBE if large else idx.nprobe)}, "
+                   f"{per_query or (lf.LARGE_PER_QUERY if large else 'all')} query descriptors"
+                   + ("" if per_query or nprobe else " (as shipped)"))
         build_s = time.perf_counter() - t
         index_bytes = (idx.ntotal * (32 + 8 + 8)) / n  # code + FAISS list id + our image id, per descriptor
         # PDQ alone at the same size: random hashes in a flat binary index.
@@ -126,7 +132,7 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000), n_real: int = 200, n_queries
             with Image.open(io.BytesIO(data)) as im:
                 img = im.convert("RGB")
             q = lf.extract_query(img)
-            cands = idx.candidates(q, k_images=4, per_query=per_query)
+            cands = idx.candidates(q, k_images=4, per_query=per_query, nprobe=nprobe)
             for cid, _ in cands:
                 lf.verify_query(q, base[cid % len(base)])  # the catalog read is not timed
             lat_local.append(time.perf_counter() - t)
@@ -137,7 +143,7 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000), n_real: int = 200, n_queries
             hashes, _ = pdqhash.compute_dihedral(np.asarray(img))
             pdq_index.search(np.packbits(np.array(hashes, dtype=np.uint8), axis=1), 8)
             lat_pdq.append(time.perf_counter() - t)
-        rows.append([f"{n:,}", f"{idx.kind}, nprobe {nprobe}, {per_query or 'all'} query descriptors", idx.ntotal, f"{build_s:.0f} s", f"{index_bytes:,.0f}",
+        rows.append([f"{n:,}", f"{idx.kind}, {setting}", idx.ntotal, f"{build_s:.0f} s", f"{index_bytes:,.0f}",
                      f"{np.median(lat_pdq) * 1e3:.1f}", f"{np.median(lat_local) * 1e3:.1f}",
                      f"{np.percentile(lat_local, 90) * 1e3:.1f}", f"{found}/{len(queries)}"])
         del idx, pdq_index
@@ -253,10 +259,10 @@ if __name__ == "__main__":
         sizes = tuple(int(x) for x in sys.argv[sys.argv.index("--sizes") + 1].split(","))
     nq = int(sys.argv[sys.argv.index("--queries") + 1]) if "--queries" in sys.argv else 40
     pq = int(sys.argv[sys.argv.index("--per-query") + 1]) if "--per-query" in sys.argv else None
-    npr = int(sys.argv[sys.argv.index("--nprobe") + 1]) if "--nprobe" in sys.argv else 16
+    npr = int(sys.argv[sys.argv.index("--nprobe") + 1]) if "--nprobe" in sys.argv else None
     md = run(sizes, n_queries=nq, per_query=pq, nprobe=npr)["markdown"]
     print(md)
     from .common import OUT
     OUT.mkdir(parents=True, exist_ok=True)
-    name = "localfeat_speed.md" if pq is None and npr == 16 else f"localfeat_speed_pq{pq}_np{npr}.md"
+    name = "localfeat_speed.md" if pq is None and npr is None else f"localfeat_speed_pq{pq}_np{npr}.md"
     (OUT / name).write_text(md)  # localfeat_speed.md is picked up by ``bench.localfeat_eval --write``

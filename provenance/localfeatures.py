@@ -74,6 +74,15 @@ VOTE_NEIGHBOURS = 16
 #: "Candidate search"): the original among the 4 candidates 0.790 -> 0.829 (graphics 0.676 -> 0.715,
 #: photos 0.904 -> 0.943); margins 4-12 bits and 8-64 neighbours were within 0.01 of one another.
 VOTE_MARGIN = 8
+#: From this many indexed descriptors (~10,000 images) a query searches only the ``LARGE_PER_QUERY``
+#: strongest (grid-spread) descriptors of each of its feature sets, in ``LARGE_NPROBE`` IVF lists. Why: the
+#: search grows with the index (``bench/localfeat_speed.py``, 100k images: 482 ms per check with every
+#: query descriptor in 16 lists, 230 ms with 250 in 8; goal 300 ms), and the strongest descriptors find the
+#: image as often: candidates 33/40 vs 32/40 there, and over 3,040 real copies in 19 families local recall
+#: 0.691 / 0.554 (mild / strong) vs 0.691 / 0.550 with every descriptor (bench/RESULTS.md).
+LARGE_FROM = 2_500_000
+LARGE_PER_QUERY = 250
+LARGE_NPROBE = 8
 #: False: every image among a descriptor's neighbours gets a whole vote (the search before the split; with
 #: 4 neighbours and a 64-bit margin it is exactly that search, which ``bench/localfeat_focus.py`` compares).
 VOTE_SPLIT = True
@@ -358,18 +367,25 @@ class DescriptorIndex:
 
     def candidates(self, query: Features | tuple[Features, ...], k_images: int = 8,
                    k_neighbours: int | None = None, max_distance: int = VOTE_DISTANCE,
-                   per_query: int | None = None, margin: int | None = None) -> list[tuple[int, float]]:
+                   per_query: int | None = None, margin: int | None = None,
+                   nprobe: int | None = None) -> list[tuple[int, float]]:
         """The ``k_images`` images with the most votes, as ``(image_id, votes)``, most votes first.
 
         Each query descriptor has one vote, split evenly between the images among its ``k_neighbours``
         nearest indexed descriptors (``VOTE_NEIGHBOURS``) that lie within ``max_distance`` bits and within
         ``margin`` bits of its nearest one (``VOTE_MARGIN``; see there why). Several feature sets (the
         plain and mirrored query) vote separately and an image keeps the larger total. ``per_query`` limits
-        the descriptors of each feature set that are searched (the first ones: grid-spread strongest),
-        trading recall for time.
+        the descriptors of each feature set that are searched (the first ones: grid-spread strongest) and
+        ``nprobe`` the IVF lists searched, trading recall for time; by default both follow the index's size
+        (``LARGE_FROM``).
         """
         k = VOTE_NEIGHBOURS if k_neighbours is None else k_neighbours
         margin = VOTE_MARGIN if margin is None else margin
+        large = self.ntotal >= LARGE_FROM
+        if per_query is None and large:
+            per_query = LARGE_PER_QUERY
+        if self.kind == "ivf":
+            self.index.nprobe = nprobe or (LARGE_NPROBE if large else self.nprobe)
         queries = query if isinstance(query, tuple) else (query,)
         best: dict[int, float] = {}
         for q in queries:

@@ -327,3 +327,18 @@ def test_the_index_judges_with_the_thumbnail_size_the_threshold_was_calibrated_o
     judged = lf.verify_query(query, older)
     assert judged is not None and judged.score >= lf.SCORE_THRESHOLD
     assert lf.for_index(older).thumb.shape == stored.thumb.shape
+
+
+def test_a_large_index_searches_the_strongest_query_descriptors_in_fewer_lists(monkeypatch) -> None:
+    feats = [lf.extract(scene(s)) for s in range(80, 90)]
+    idx = lf.DescriptorIndex(ivf_from=1000)
+    for i, f in enumerate(feats):
+        idx.add(i, f)
+    query = lf.extract_query(scene(84).rotate(5))
+    full = idx.candidates(query, k_images=3)
+    assert full[0][0] == 4 and idx.index.nprobe == idx.nprobe and full[0][1] > 60
+    monkeypatch.setattr(lf, "LARGE_FROM", idx.ntotal)  # this index now counts as large
+    monkeypatch.setattr(lf, "LARGE_PER_QUERY", 60)
+    top = idx.candidates(query, k_images=3)
+    assert idx.index.nprobe == lf.LARGE_NPROBE
+    assert top[0][0] == 4 and top[0][1] <= 60  # one vote per searched descriptor at most
