@@ -33,6 +33,11 @@ def product_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     interpreter's site-packages, so nothing is downloaded)."""
     env_dir = tmp_path_factory.mktemp("plugin") / "venv"
     venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    # ensurepip (Python < 3.12) puts its own old setuptools into the venv, which cannot build a wheel
+    # without the `wheel` package (`invalid command 'bdist_wheel'`); without it the venv builds with the
+    # interpreter's own setuptools, the one that installed the product.
+    subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "uninstall", "-q", "-y", "setuptools"],
+                   check=False, capture_output=True, timeout=120)
     _pip(env_dir, str(ROOT))
     return env_dir
 
