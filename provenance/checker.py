@@ -72,6 +72,14 @@ class Observed:
     skipped: list[dict[str, str]]
 
 
+def _load_quietly(load: Callable[[], None], signal: str) -> None:
+    """Run a signal's warm-up (``Index._warm_up``); a failure is reported by the signal's own load."""
+    try:
+        load()
+    except Exception as exc:  # noqa: BLE001  (reported when the signal loads for its fingerprint)
+        logging.getLogger(__name__).debug("warming up %s failed: %s", signal, exc)
+
+
 class Index:
     """An originality index on disk.
 
@@ -400,18 +408,11 @@ class Index:
         (ONNX Runtime's session, sentencepiece, reading weights) runs outside the GIL, so the two load side
         by side on two cores: a cold 150-word check 1.19 -> 0.97 s (bench/RESULTS.md, "Text check speed").
         A failed load is left to the signal's own call, which reports it."""
-        def quietly(load: Callable[[], None], name: str) -> Callable[[], None]:
-            def run() -> None:
-                try:
-                    load()
-                except Exception as exc:  # noqa: BLE001  (reported by the signal's own load)
-                    logging.getLogger(__name__).debug("warming up %s failed: %s", name, exc)
-            return run
-
         threads = []
         for s in self.signals:
             if s.accepts(content.media) and s.name not in pre and (load := s.warm_up()) is not None:
-                t = threading.Thread(target=quietly(load, s.name), name=f"load-{s.name}", daemon=True)
+                t = threading.Thread(target=_load_quietly, args=(load, s.name), name=f"load-{s.name}",
+                                     daemon=True)
                 t.start()
                 threads.append(t)
         return threads

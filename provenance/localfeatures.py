@@ -74,18 +74,19 @@ VOTE_NEIGHBOURS = 16
 #: "Candidate search"): the original among the 4 candidates 0.790 -> 0.829 (graphics 0.676 -> 0.715,
 #: photos 0.904 -> 0.943); margins 4-12 bits and 8-64 neighbours were within 0.01 of one another.
 VOTE_MARGIN = 8
-#: From this many indexed descriptors (~10,000 images) a query searches only the ``LARGE_PER_QUERY``
-#: strongest (grid-spread) descriptors of each of its feature sets, in ``LARGE_NPROBE`` IVF lists. Why: the
-#: search grows with the index (``bench/localfeat_speed.py``, 100k images: 482 ms per check with every
-#: query descriptor in 16 lists, 230 ms with 250 in 8; goal 300 ms), and the strongest descriptors find the
-#: image as often: candidates 33/40 vs 32/40 there, and over 3,040 real copies in 19 families local recall
-#: 0.691 / 0.554 (mild / strong) vs 0.691 / 0.550 with every descriptor (bench/RESULTS.md).
-LARGE_FROM = 2_500_000
-LARGE_PER_QUERY = 250
-LARGE_NPROBE = 8
 #: False: every image among a descriptor's neighbours gets a whole vote (the search before the split; with
 #: 4 neighbours and a 64-bit margin it is exactly that search, which ``bench/localfeat_focus.py`` compares).
 VOTE_SPLIT = True
+#: From this many indexed descriptors (~10,000 images) a query searches only the ``LARGE_PER_QUERY``
+#: strongest (grid-spread) descriptors of each of its feature sets, in ``LARGE_NPROBE`` IVF lists. Why: the
+#: search grows with the index (``bench/localfeat_speed.py`` side by side, 100k images: 425 ms per check
+#: with every query descriptor in 16 lists, 275 ms with 250 in 8; goal 300 ms), and the strongest
+#: descriptors find the image as often: candidates 33/40 vs 32/40 there, and over 3,040 real copies in 19
+#: families local recall 0.691 / 0.554 (mild / strong) vs 0.691 / 0.550 with every descriptor
+#: (bench/RESULTS.md).
+LARGE_FROM = 2_500_000
+LARGE_PER_QUERY = 250
+LARGE_NPROBE = 8
 _MAGIC = b"PLF1"
 
 
@@ -201,12 +202,7 @@ def _thumb(img: Image.Image, side: int) -> np.ndarray:
 
 def _shrink(thumb: np.ndarray, side: int) -> np.ndarray:
     """``thumb`` reduced (box filter) to ``side`` pixels on its long side; as it is when not longer."""
-    h, w = thumb.shape
-    if max(h, w) <= side:
-        return thumb
-    f = side / max(h, w)
-    size = (max(1, round(w * f)), max(1, round(h * f)))
-    return np.asarray(Image.fromarray(thumb).resize(size, Image.Resampling.BOX), dtype=np.uint8)
+    return thumb if max(thumb.shape) <= side else _thumb(Image.fromarray(thumb), side)
 
 
 def for_index(features: Features) -> Features:

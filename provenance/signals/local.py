@@ -242,7 +242,8 @@ class LocalFeatureSignal(Signal):
                 for f in super().stored_from_variants(variants)]
 
     def query_variants(self, content: Content) -> Variants:
-        """The plain extraction (also what is stored) and the mirrored one."""
+        """The plain extraction (stored with its thumbnail reduced: ``stored_from_variants``) and the
+        mirrored one."""
         if content.image is None:
             raise SignalSkipped("no decoded image")
         plain, mirrored = extract_query(content.image)
