@@ -20,6 +20,8 @@ import numpy as np
 
 from ..content import Content
 from ..encoders import (
+    OnnxMiniLMEncoder,
+    Precision,
     TextEncoder,
     configured_dim,
     default_model_path,
@@ -32,7 +34,7 @@ from ..passages import sentence_alignment
 from ..report import Evidence, Observation, Span
 from ..textnorm import sentence_spans, snippet, tokenize
 from .base import Fingerprint, SignalIndex, Store, Variants
-from .text import PassageSignal, ShingleSignal, common_words_mask
+from .text import PassageSignal, ShingleSignal, common_words_mask, nearest_cosine
 
 if TYPE_CHECKING:
     from ..indexes.catalog import ItemRow
@@ -171,6 +173,17 @@ class EmbedSignal(PassageSignal):
                         "1/270 same-topic independent drafts and 0/63 clean hosts falsely matched")
     #: Calibrated score on the paraphrase score: 0 is nothing shared, 1.0 is the same passage.
     score_anchors = (0.0, 1.0)
+    #: A check's draft passages go through MiniLM's int8 graph first (about 2x fp32; its cosines drift by
+    #: up to ~0.03 from fp32's, enough to move a pair across a bar: the demo's heavy rewrite sits at 0.808
+    #: in fp32 and 0.797 in int8 against ``sentence_cosine``), so it only screens: the passages whose
+    #: nearest stored passage reaches ``query_exact_from`` (the cosine floor less a margin wider than the
+    #: drift) are embedded again in fp32, and every passage that can be evidence is judged in fp32 as
+    #: stored. Passages are read at full overlap only beside a first-pass passage whose nearest stored
+    #: passage reaches ``query_refine_at`` (:class:`PassageSignal`). Side by side with the stored form
+    #: end to end: bench/RESULTS.md, "Query passages".
+    query_precision: Precision = "int8"
+    query_refine_at = 0.45
+    query_exact_from = cosine_floor - 0.05
 
     def __init__(self, model_path: Path | str | None = None, batch_size: int = 64) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
@@ -200,9 +213,23 @@ class EmbedSignal(PassageSignal):
         sentence-transformers (:func:`provenance.encoders.default_text_encoder`)."""
         return default_text_encoder(self.model_path)
 
+    @property
+    def query_encoder(self) -> TextEncoder:
+        """The model a check's draft passages go through: :attr:`encoder` at ``query_precision`` where ONNX
+        serves it (vectors of the same space, compared with the stored fp32 ones), else :attr:`encoder`."""
+        if self.query_precision == "fp32":
+            return self.encoder
+        enc = self.encoder
+        if not isinstance(enc, OnnxMiniLMEncoder):
+            return enc
+        return default_text_encoder(self.model_path, precision=self.query_precision)
+
+    def query_is_approximate(self) -> bool:
+        return self.query_encoder is not self.encoder
+
     def warm_up(self) -> Callable[[], None] | None:
-        """The encoder's ``load`` while it has not loaded (see :meth:`Signal.warm_up`)."""
-        return model_loader(self.encoder)
+        """The query encoder's ``load`` while it has not loaded (see :meth:`Signal.warm_up`)."""
+        return model_loader(self.query_encoder)
 
     def blend(self, cosine: float, shared: float, in_order: float) -> float:
         """The paraphrase score of a passage pair from its cosine and lexical shares (0 under the floor)."""
@@ -239,9 +266,16 @@ class EmbedSignal(PassageSignal):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 embeddings of ``texts`` (one row each)."""
+        return self._encode_with(self.encoder, texts)
+
+    def encode_query(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of a checked draft's passages, by :attr:`query_encoder`."""
+        return self._encode_with(self.query_encoder, texts)
+
+    def _encode_with(self, encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vecs = self.encoder.encode(list(texts))
+        vecs = encoder.encode(list(texts))
         if vecs.shape[1] != self.dim:
             raise MissingComponentError(f"{self.model_path}: the model's configs say {self.dim} dimensions but "
                                         f"it produces {vecs.shape[1]}; the model directory is inconsistent")
@@ -323,7 +357,8 @@ class EmbedIndex(SignalIndex[EmbedQuery]):
 
     def prepare(self, content: Content, variants: Variants | None) -> EmbedQuery:
         assert content.text is not None
-        fps = variants[0][1] if variants else self.signal.fingerprint(content)
+        fps = (variants[0][1] if variants else
+               self.signal.query_fingerprint(content, nearest_cosine(self.store, self.signal)))
         return EmbedQuery(content.text, fps, np.stack([np.asarray(f.value, dtype=np.float32) for f in fps]),
                           _boilerplate_words(self.store, content, fps))
 

@@ -37,7 +37,7 @@ from ..passages import AlignedRun, RunGate, aligned_runs, guess_language
 from ..report import Evidence, Observation, Span
 from ..textnorm import snippet
 from .base import Fingerprint, SignalIndex, Store, Variants
-from .text import PassageSignal
+from .text import PassageSignal, nearest_cosine
 
 if TYPE_CHECKING:
     from ..indexes.catalog import ItemRow
@@ -113,6 +113,9 @@ class XlingualSignal(PassageSignal):
                         "chosen on German for <= 1 % false matches")
     #: Calibrated score: the cell threshold (no run can form below it) and the same passage.
     score_anchors = (gate.cell_threshold, 1.0)
+    #: A checked draft is read at full overlap beside passages with a stored neighbour at >= 0.40, a margin
+    #: under the 0.5 a run's every pair needs (:class:`PassageSignal`; bench/RESULTS.md, "Query passages").
+    query_refine_at = 0.40
 
     def __init__(self, encoder: TextEncoder | None = None, *, gate: RunGate | None = None,
                  same_language: bool = False) -> None:
@@ -175,7 +178,8 @@ class XlingualIndex(SignalIndex["XlingualQuery"]):
 
     def prepare(self, content: Content, variants: Variants | None) -> XlingualQuery:
         assert content.text is not None
-        fps = variants[0][1] if variants else self.signal.fingerprint(content)
+        fps = (variants[0][1] if variants else
+               self.signal.query_fingerprint(content, nearest_cosine(self.store, self.signal)))
         return XlingualQuery(content.text, fps, np.stack([np.asarray(f.value, dtype=np.float32) for f in fps]))
 
     def candidates(self, query: XlingualQuery) -> list[int]:

@@ -8,7 +8,7 @@ Offsets in every fingerprint and in the evidence are character offsets into that
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -374,6 +374,15 @@ def passage_cut(text: str, spans: Sequence[tuple[int, int]]) -> int | None:
 
 
 
+def nearest_cosine(store: Store, signal: Signal) -> Callable[[np.ndarray], np.ndarray]:
+    """For :meth:`PassageSignal.query_fingerprint`: each query vector's best inner product among
+    ``signal``'s stored vectors (-1 when none is stored)."""
+    def best(queries: np.ndarray) -> np.ndarray:
+        sims, _ = store.vectors(signal).search(queries, 1)
+        return sims[:, 0] if sims.shape[1] else np.full(len(queries), -1.0, dtype=np.float32)
+    return best
+
+
 class PassageSignal(Signal):
     """Common ground of the passage-embedding signals: overlapping passages (:func:`passage_spans`), each
     embedded by the subclass's ``encode``, every passage of a batch in one call (where the throughput is)."""
@@ -381,10 +390,29 @@ class PassageSignal(Signal):
     media = frozenset({"text"})
     index_kind = "float"
     compute = "batch"
+    #: Which of a checked draft's passages are embedded (:meth:`query_fingerprint`; measured in
+    #: bench/query_passages.py). ``None``: every overlapping passage, as stored. A cosine: every other
+    #: passage first (they tile the text, half the encoder work), and the passages between only beside a
+    #: first-pass passage whose nearest stored passage reaches it, so a draft is read at full overlap
+    #: wherever it resembles something indexed and at half elsewhere.
+    query_refine_at: float | None = None
+    #: Where :meth:`encode_query` is a faster approximation of :meth:`encode`: the query passages whose
+    #: nearest stored passage reaches this cosine are embedded again by :meth:`encode`, so every passage
+    #: that can become evidence is judged on the stored form's vectors (``None``: queries are not redone).
+    query_exact_from: float | None = None
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 embeddings of ``texts`` (one row each)."""
         raise NotImplementedError
+
+    def encode_query(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of a checked draft's passages; :meth:`encode` unless a subclass serves queries with a
+        faster model of the same vector space."""
+        return self.encode(texts)
+
+    def query_is_approximate(self) -> bool:
+        """Whether :meth:`encode_query` differs from :meth:`encode` (see ``query_exact_from``)."""
+        return False
 
     def fingerprint(self, content: Content) -> list[Fingerprint]:
         """One vector per passage, with the passage's character span."""
@@ -392,6 +420,38 @@ class PassageSignal(Signal):
         if isinstance(result, SignalSkipped):
             raise result
         return result
+
+    def query_fingerprint(self, content: Content,
+                          nearest: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Fingerprint]:
+        """A checked draft's passages (a subset of :meth:`fingerprint`'s, in order) embedded by
+        :meth:`encode_query`. ``nearest`` maps query vectors to each one's best cosine among the stored
+        passages; with it and ``query_refine_at`` set, the passages are chosen as that attribute says."""
+        assert content.text is not None
+        text = content.text
+        spans = passage_spans(text)
+        if not spans:
+            raise SignalSkipped("no words to embed")
+        bar = self.query_refine_at
+        if bar is None or nearest is None or len(spans) < 4:
+            chosen = list(range(len(spans)))
+            vecs = self.encode_query([text[s:e] for s, e in spans])
+        else:
+            # The last passage too, so the first pass covers the text's end.
+            first = sorted({*range(0, len(spans), 2), len(spans) - 1})
+            v1 = self.encode_query([text[slice(*spans[i])] for i in first])
+            best = nearest(v1)
+            near = {j for i, b in zip(first, best) if b >= bar for j in (i - 1, i + 1)}
+            second = sorted(near.difference(first).intersection(range(len(spans))))
+            v2 = self.encode_query([text[slice(*spans[i])] for i in second])
+            chosen = sorted(first + second)
+            rows = {**dict(zip(first, v1)), **dict(zip(second, v2))}
+            vecs = np.stack([rows[i] for i in chosen])
+        if self.query_exact_from is not None and nearest is not None and self.query_is_approximate():
+            redo = np.flatnonzero(nearest(vecs) >= self.query_exact_from)
+            if len(redo):
+                vecs = vecs.copy()
+                vecs[redo] = self.encode([text[slice(*spans[chosen[k]])] for k in redo])
+        return [Fingerprint(vecs[k], *spans[i]) for k, i in enumerate(chosen)]
 
     def fingerprint_many(self, contents: Sequence[Content]) -> list[list[Fingerprint] | SignalSkipped]:
         spans_per: list[list[tuple[int, int]]] = []
