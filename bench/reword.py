@@ -857,34 +857,48 @@ def summarise(tab: Table, res: list[dict[str, Any]], n_indexed: int, seconds: fl
 
 def product_check(indexed: list[str], drafts: list[Draft], split: str = "test") -> dict[str, dict[str, int]]:
     """The shipped product end to end on ``split``: every indexed document added with ``Index.add`` (all
-    built-in signals, FAISS search, boilerplate discount), every draft checked with ``Index.check``. Per
-    family: drafts, found (the true item among the matches, any signal), found by ``text-embed``, and false
-    (a negative draft with any match; drafts left out of the offline counts are left out here too)."""
+    built-in signals, FAISS search, boilerplate discount), every draft checked with ``Index.check``
+    (:func:`product_counts`)."""
+    with tempfile.TemporaryDirectory(prefix="bench-reword-") as tmp:
+        idx, ids = product_index(Path(tmp) / "idx", indexed)
+        try:
+            return product_counts(idx, ids, drafts, split)
+        finally:
+            idx.close()
+
+
+def product_index(path: Path, indexed: list[str]) -> tuple[Any, list[int]]:
+    """A new product index at ``path`` holding ``indexed`` (``Index.add``), and the item id of each."""
     from provenance.checker import Index
 
+    idx = Index.open(path, create=True)
+    t0 = time.perf_counter()
+    ids = [r.id for r in idx.add(indexed, source="reword")]
+    log(f"reword: product index of {len(indexed)} documents in {time.perf_counter() - t0:.0f} s")
+    return idx, ids
+
+
+def product_counts(idx: Any, ids: list[int], drafts: list[Draft], split: str = "test") -> dict[str, dict[str, int]]:
+    """Every draft of ``split`` checked with ``idx.check_content``. Per family: drafts, found (the true item
+    among the matches, any signal), found by ``text-embed``, and false (a negative draft with any match;
+    drafts left out of the offline counts are left out here too)."""
     out: dict[str, dict[str, int]] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-reword-") as tmp:
-        idx = Index.open(Path(tmp) / "idx", create=True)
-        t0 = time.perf_counter()
-        ids = [r.id for r in idx.add(indexed, source="reword")]
-        log(f"reword: product index of {len(indexed)} documents in {time.perf_counter() - t0:.0f} s")
-        todo = [d for d in drafts if d.split == split]
-        for n, d in enumerate(todo):
-            if d.family in NEGATIVE_SETS and max(d.shingle.values(), default=0) >= ShingleSignal.threshold:
-                continue
-            rep = idx.check_content(load_content(d.text))
-            true_id = ids[d.true_item] if d.true_item is not None else None
-            matched = {m.id: m for m in rep.matches}
-            r = out.setdefault(d.family, {"n": 0, "found": 0, "found_embed": 0, "false": 0})
-            r["n"] += 1
-            if true_id in matched:
-                r["found"] += 1
-                r["found_embed"] += any(o.signal == "text-embed" and o.passed for o in matched[true_id].observations)
-            if any(i != true_id for i in matched) and d.family in NEGATIVE_SETS:
-                r["false"] += 1
-            if n % 100 == 0:
-                log(f"reword: product check {n}/{len(todo)}")
-        idx.close()
+    todo = [d for d in drafts if d.split == split]
+    for n, d in enumerate(todo):
+        if d.family in NEGATIVE_SETS and max(d.shingle.values(), default=0) >= ShingleSignal.threshold:
+            continue
+        rep = idx.check_content(load_content(d.text))
+        true_id = ids[d.true_item] if d.true_item is not None else None
+        matched = {m.id: m for m in rep.matches}
+        r = out.setdefault(d.family, {"n": 0, "found": 0, "found_embed": 0, "false": 0})
+        r["n"] += 1
+        if true_id in matched:
+            r["found"] += 1
+            r["found_embed"] += any(o.signal == "text-embed" and o.passed for o in matched[true_id].observations)
+        if any(i != true_id for i in matched) and d.family in NEGATIVE_SETS:
+            r["false"] += 1
+        if n % 100 == 0:
+            log(f"reword: product check {n}/{len(todo)}")
     return out
 
 

@@ -6,7 +6,9 @@ on the same passages, and USE multilingual for scale.
 * add: passages/s encoding the same news passages (``passage_spans`` of the Lee corpus), batch as the
   signal batches them; the encoder is warmed first, so this is steady-state throughput.
 * warm encode: one 1,000-word draft (Brown corpus) cut into passages and encoded, model already loaded; and
-  the warm check: ``Index.check`` of that draft (every text signal, search, verification) in one process.
+  the warm check: ``Index.check`` of that draft (every text signal, search, verification) in one process,
+  in turns with the same check using the stored form of the draft's passages (fp32, every overlapping
+  passage; ``bench/query_passages.py`` measures what the query form changes in accuracy).
 * cold: a fresh interpreter that imports what it needs, loads the model and encodes that draft's passages,
   interpreter start included (``python -c``), as a pre-commit hook pays it on every commit; a cold
   ``provenance check`` of a 150-word and the 1,000-word draft against a small index; and a bare
@@ -28,7 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +45,29 @@ from provenance.encoders import (
     default_model_path,
     export_onnx,
 )
+from provenance.signals import EmbedSignal, XlingualSignal
 from provenance.signals.text import passage_spans
 
 from .common import OUT, log, machine, read_jsonl, table
 from .sections import write_section
+
+
+@contextmanager
+def query_form(precision: str, mini_refine: float | None, use_refine: float | None,
+               exact_from: float | None) -> Iterator[None]:
+    """Set the query form on the signal classes for the duration (restored after; see
+    ``bench/query_passages.py``)."""
+    settings: dict[tuple[type, str], Any] = {
+        (EmbedSignal, "query_precision"): precision, (EmbedSignal, "query_refine_at"): mini_refine,
+        (EmbedSignal, "query_exact_from"): exact_from, (XlingualSignal, "query_refine_at"): use_refine}
+    saved = {key: getattr(*key) for key in settings}
+    for (cls, name), value in settings.items():
+        setattr(cls, name, value)
+    try:
+        yield
+    finally:
+        for (cls, name), value in saved.items():
+            setattr(cls, name, value)
 
 
 def _median(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float]]:
@@ -75,6 +97,7 @@ def _draft_1000() -> str:
 COLD_ONNX = """
 import sys
 from provenance.encoders import OnnxMiniLMEncoder
+from provenance.signals import EmbedSignal, XlingualSignal
 from provenance.signals.text import passage_spans
 text = open(sys.argv[1]).read()
 OnnxMiniLMEncoder().encode([text[a:b] for a, b in passage_spans(text)])
@@ -82,6 +105,7 @@ OnnxMiniLMEncoder().encode([text[a:b] for a, b in passage_spans(text)])
 COLD_ST = """
 import sys
 from provenance.encoders import SentenceTransformerEncoder
+from provenance.signals import EmbedSignal, XlingualSignal
 from provenance.signals.text import passage_spans
 text = open(sys.argv[1]).read()
 SentenceTransformerEncoder().encode([text[a:b] for a, b in passage_spans(text)])
@@ -89,6 +113,7 @@ SentenceTransformerEncoder().encode([text[a:b] for a, b in passage_spans(text)])
 COLD_USE = """
 import sys
 from provenance.encoders import UseMultilingualEncoder
+from provenance.signals import EmbedSignal, XlingualSignal
 from provenance.signals.text import passage_spans
 text = open(sys.argv[1]).read()
 UseMultilingualEncoder().encode([text[a:b] for a, b in passage_spans(text)])
@@ -203,12 +228,22 @@ def run(quick: bool = False, baseline: str | None = None) -> dict[str, Any]:
                     py, "-m", "provenance.cli.main", "check", "--index", str(idx), "--quiet", str(path)]
         cold = _cold(commands, rep_cold, env, Path(tmp))
         # Warm: the whole check of the 1,000-word draft in a process that has every model loaded.
+        # Side by side with the stored form of the draft's passages (fp32 MiniLM, every overlapping
+        # passage: what a check did before bench/query_passages.py), in turns.
         index = Index.open(idx)
+        runs: dict[str, list[float]] = {"shipped": [], "stored": []}
         try:
-            index.check(draft_path)
-            raw["warm_check_s"], raw["warm_check_runs_s"] = _median(lambda: index.check(draft_path), rep_warm)
+            for rnd in range(-1, rep_warm):
+                for form, settings in (("shipped", None), ("stored", ("fp32", None, None, None))):
+                    with query_form(*settings) if settings else nullcontext():
+                        t = time.perf_counter()
+                        index.check(draft_path)
+                        if rnd >= 0:  # round -1 loads every model
+                            runs[form].append(time.perf_counter() - t)
         finally:
             index.close()
+        raw["warm_check_s"], raw["warm_check_runs_s"] = statistics.median(runs["shipped"]), runs["shipped"]
+        raw["warm_stored_s"], raw["warm_stored_runs_s"] = statistics.median(runs["stored"]), runs["stored"]
     raw["baseline"] = baseline
     raw["load_after"] = os.getloadavg()[0]
     raw["rows"], raw["cold"] = rows, {k: {"median_s": v[0], "runs_s": v[1], "cpu_s": v[2]} for k, v in cold.items()}
@@ -235,8 +270,11 @@ def summarise(raw: dict[str, Any], quick: bool) -> dict[str, Any]:
                   f"{r['min_cosine']:.4f}" if "min_cosine" in r else "–"] for name, r in rows.items()]), "",
           (f"Warm check (`Index.check` of the 1,000-word draft against the small index below, every model "
            f"loaded; all text signals, search and verification): median {raw['warm_check_s'] * 1000:,.0f} ms "
-           f"(runs {', '.join(f'{x * 1000:.0f}' for x in raw['warm_check_runs_s'])})."
-           if "warm_check_s" in raw else ""), "",
+           f"(runs {', '.join(f'{x * 1000:.0f}' for x in raw['warm_check_runs_s'])})"
+           + (f"; in turns with the stored form of the draft's passages (fp32 MiniLM, every overlapping passage): "
+              f"median {raw['warm_stored_s'] * 1000:,.0f} ms (runs "
+              f"{', '.join(f'{x * 1000:.0f}' for x in raw['warm_stored_runs_s'])})" if "warm_stored_s" in raw else "")
+           + "." if "warm_check_s" in raw else ""), "",
           ("Cold (fresh interpreter per run, interpreter start included, files in the page cache; the commands "
            "take turns round by round" + (f"; `baseline` = `{raw['baseline']}`" if raw.get("baseline") else "")
            + "):"), "",
