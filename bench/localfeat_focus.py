@@ -1,7 +1,8 @@
 """A focused, local-features-only run of ``bench/localfeat_eval.py``: the same index, the same copies
 (same seeds) for a chosen subset of families, and every negative; each candidate verified twice: "before"
 with some settings of ``provenance.localfeatures`` changed (``--before NAME=VALUE,...``, e.g. a change
-turned off) and "after" as the module stands, so one run gives before/after numbers. The product (PDQ + pHash) is not run: its hits are read from a saved full run
+turned off) and "after" as the module stands, so one run gives before/after numbers; ``--verify-top N``
+verifies the top N candidates after instead of ``localfeat_eval.K_VERIFY`` (4, as the product). The product (PDQ + pHash) is not run: its hits are read from a saved full run
 (``--product``), so the union can still be reported. Thresholds are calibrated on one half of the
 photo + frame negatives and applied to the other, exactly as ``localfeat_eval.summarise`` does.
 
@@ -50,13 +51,13 @@ def _query(task: tuple[bytes, str, str, str, int | None, str]) -> dict[str, Any]
         for k, val in settings.items():
             setattr(lf, k, type(getattr(lf, k))(val))
         # The candidate search reads its settings (VOTE_*) at call time, so it is before/after too.
-        cands = _W["desc"].candidates(q, k_images=E.K_VERIFY)
+        cands = _W["desc"].candidates(q, k_images=_W["verify_top"] if name == "after" else E.K_VERIFY)
         out[name] = [_row(cid, votes, lf.verify_query(q, _W["feats"][cid])) for cid, votes in cands]
     return {"family": family, "strength": strength, "kind": kind, "true": true_id, "label": label,
             "half": E._half(label.split(":")[0]), **out}
 
 
-def run(families: list[str], before: dict[str, float], workers: int) -> dict[str, Any]:
+def run(families: list[str], before: dict[str, float], workers: int, verify_top: int = E.K_VERIFY) -> dict[str, Any]:
     import faiss
 
     from provenance.content import load_content
@@ -81,7 +82,7 @@ def run(families: list[str], before: dict[str, float], workers: int) -> dict[str
         feats[ids[label]] = f
     tasks = E.query_tasks(sets, fams, ids, only=families)
     after = {k: float(getattr(lf, k)) for k in before}
-    _W.update(desc=desc, feats=feats, before=before, after=after)
+    _W.update(desc=desc, feats=feats, before=before, after=after, verify_top=verify_top)
     log(f"focus: {len(tasks)} queries on {workers} workers")
     with mp.get_context("fork").Pool(workers) as pool:
         rows = []
@@ -89,7 +90,7 @@ def run(families: list[str], before: dict[str, float], workers: int) -> dict[str
             rows.append(row)
             if k % 250 == 0:
                 log(f"  {k}/{len(tasks)}")
-    raw = {"families": families, "before": before, "after": after,
+    raw = {"families": families, "before": before, "after": after, "verify_top": verify_top,
            "queries": rows}
     save_json("localfeat_focus.json", raw)
     return raw
@@ -184,7 +185,8 @@ def main(argv: list[str]) -> None:
             if kv:
                 k, v = kv.split("=")
                 before[k] = float(v)
-        raw = run(opt("--families", "rotate-small,combo").split(","), before, int(opt("--workers", "2")))
+        raw = run(opt("--families", "rotate-small,combo").split(","), before, int(opt("--workers", "2")),
+                  int(opt("--verify-top", str(E.K_VERIFY))))
     print(summarise(raw, product))
 
 
