@@ -217,10 +217,8 @@ class EmbedSignal(PassageSignal):
     def query_encoder(self) -> TextEncoder:
         """The model a check's draft passages go through: :attr:`encoder` at ``query_precision`` where ONNX
         serves it (vectors of the same space, compared with the stored fp32 ones), else :attr:`encoder`."""
-        if self.query_precision == "fp32":
-            return self.encoder
         enc = self.encoder
-        if not isinstance(enc, OnnxMiniLMEncoder):
+        if self.query_precision == "fp32" or not isinstance(enc, OnnxMiniLMEncoder):
             return enc
         return default_text_encoder(self.model_path, precision=self.query_precision)
 
