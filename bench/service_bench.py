@@ -82,7 +82,7 @@ def build_index(root: Path, items: int, photos: int) -> dict[str, Any]:
             idx.catalog.add_item(NewItem(
                 sha256=hashlib.sha256(b"synthetic %d" % i).hexdigest(), path=f"synthetic/{i}.jpg",
                 source="synthetic", media="image", size=0, metadata={},
-                fingerprints=[("pdq", None, None, pdq.tobytes()), ("phash", None, None, phash.tobytes())]))
+                fingerprints=[("pdq", None, None, pdq.tobytes(), None), ("phash", None, None, phash.tobytes(), None)]))
             if i and i % 20000 == 0:
                 log(f"  {i} synthetic items")
         log(f"{items} synthetic items in {time.monotonic() - started:.0f} s")

@@ -46,6 +46,8 @@ from provenance.encoders import (
     export_onnx,
 )
 from provenance.signals import EmbedSignal, XlingualSignal
+from provenance.signals.base import SignalIndex
+from provenance.signals.multilingual import XlingualIndex
 from provenance.signals.text import passage_spans
 
 from .common import OUT, log, machine, read_jsonl, table
@@ -54,12 +56,15 @@ from .sections import write_section
 
 @contextmanager
 def query_form(precision: str, mini_refine: float | None, use_refine: float | None,
-               exact_from: float | None) -> Iterator[None]:
+               exact_from: float | None, one_language_skip: bool = True) -> Iterator[None]:
     """Set the query form on the signal classes for the duration (restored after; see
-    ``bench/query_passages.py``)."""
+    ``bench/query_passages.py``). ``one_language_skip=False``: USE searches even where every stored and
+    draft passage is in one language (:meth:`XlingualIndex.nothing_to_find`), as before labels."""
     settings: dict[tuple[type, str], Any] = {
         (EmbedSignal, "query_precision"): precision, (EmbedSignal, "query_refine_at"): mini_refine,
-        (EmbedSignal, "query_exact_from"): exact_from, (XlingualSignal, "query_refine_at"): use_refine}
+        (EmbedSignal, "query_exact_from"): exact_from, (XlingualSignal, "query_refine_at"): use_refine,
+        (XlingualIndex, "nothing_to_find"): (XlingualIndex.nothing_to_find if one_language_skip
+                                             else SignalIndex.nothing_to_find)}
     saved = {key: getattr(*key) for key in settings}
     for (cls, name), value in settings.items():
         setattr(cls, name, value)
@@ -98,6 +103,8 @@ COLD_ONNX = """
 import sys
 from provenance.encoders import OnnxMiniLMEncoder
 from provenance.signals import EmbedSignal, XlingualSignal
+from provenance.signals.base import SignalIndex
+from provenance.signals.multilingual import XlingualIndex
 from provenance.signals.text import passage_spans
 text = open(sys.argv[1]).read()
 OnnxMiniLMEncoder().encode([text[a:b] for a, b in passage_spans(text)])
@@ -106,6 +113,8 @@ COLD_ST = """
 import sys
 from provenance.encoders import SentenceTransformerEncoder
 from provenance.signals import EmbedSignal, XlingualSignal
+from provenance.signals.base import SignalIndex
+from provenance.signals.multilingual import XlingualIndex
 from provenance.signals.text import passage_spans
 text = open(sys.argv[1]).read()
 SentenceTransformerEncoder().encode([text[a:b] for a, b in passage_spans(text)])
@@ -114,6 +123,8 @@ COLD_USE = """
 import sys
 from provenance.encoders import UseMultilingualEncoder
 from provenance.signals import EmbedSignal, XlingualSignal
+from provenance.signals.base import SignalIndex
+from provenance.signals.multilingual import XlingualIndex
 from provenance.signals.text import passage_spans
 text = open(sys.argv[1]).read()
 UseMultilingualEncoder().encode([text[a:b] for a, b in passage_spans(text)])
@@ -234,7 +245,7 @@ def run(quick: bool = False, baseline: str | None = None) -> dict[str, Any]:
         runs: dict[str, list[float]] = {"shipped": [], "stored": []}
         try:
             for rnd in range(-1, rep_warm):
-                for form, settings in (("shipped", None), ("stored", ("fp32", None, None, None))):
+                for form, settings in (("shipped", None), ("stored", ("fp32", None, None, None, False))):
                     with query_form(*settings) if settings else nullcontext():
                         t = time.perf_counter()
                         index.check(draft_path)

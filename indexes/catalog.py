@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     signal TEXT NOT NULL,
     start INTEGER,
     end INTEGER,
-    value BLOB NOT NULL
+    value BLOB NOT NULL,
+    label TEXT
 );
 CREATE INDEX IF NOT EXISTS fingerprints_signal ON fingerprints(signal, id);
 CREATE INDEX IF NOT EXISTS fingerprints_item ON fingerprints(item_id);
@@ -61,6 +62,12 @@ CREATE INDEX IF NOT EXISTS shingles_item ON shingles(item_id);
 CREATE TABLE IF NOT EXISTS signals (name TEXT PRIMARY KEY, version INTEGER NOT NULL, model TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS shingle_df (hash INTEGER PRIMARY KEY, docs INTEGER NOT NULL);
 """
+#: Made after ``fingerprints.label`` exists (catalogs older than the column get it when opened).
+_LABEL_INDEX = "CREATE INDEX IF NOT EXISTS fingerprints_label ON fingerprints(signal, label)"
+#: One stored fingerprint: (signal, start, end, value, label). ``label`` is a short tag its signal gives it,
+#: or ``None`` (``text-xlingual``: the passage's language, so a check can tell when a cross-lingual search
+#: has nothing to find).
+FingerprintRow = tuple[str, int | None, int | None, bytes, str | None]
 #: ``meta`` key set once ``shingle_df`` holds the document frequency of every stored shingle (catalogs made
 #: before it existed are back-filled when opened).
 _SHINGLE_DF_META = "shingle_df"
@@ -95,8 +102,7 @@ class NewItem:
     metadata: dict[str, Any]
     text: str | None = None
     text_key: str | None = None
-    #: (signal, start, end, value) rows.
-    fingerprints: list[tuple[str, int | None, int | None, bytes]] = field(default_factory=list)
+    fingerprints: list[FingerprintRow] = field(default_factory=list)
     #: (hash, word position) rows for the shingle postings.
     shingles: list[tuple[int, int]] = field(default_factory=list)
 
@@ -132,6 +138,11 @@ class Catalog:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.executescript(_SCHEMA)
+            if "label" not in {r[1] for r in self.db.execute("PRAGMA table_info(fingerprints)")}:
+                # Catalogs made before labels: their rows stay unlabelled (NULL: not known) until
+                # `provenance rebuild` labels them.
+                self.db.execute("ALTER TABLE fingerprints ADD COLUMN label TEXT")
+            self.db.execute(_LABEL_INDEX)
             version = self.get_meta("schema_version")
             if version is None:
                 self.set_meta("schema_version", str(SCHEMA_VERSION))
@@ -219,8 +230,7 @@ class Catalog:
                 item_id = int(cur.lastrowid)
             if item.text is not None:
                 db.execute("INSERT OR REPLACE INTO texts(item_id, body) VALUES (?, ?)", (item_id, item.text))
-            db.executemany("INSERT INTO fingerprints(item_id, signal, start, end, value) VALUES (?, ?, ?, ?, ?)",
-                           [(item_id, s, a, b, v) for s, a, b, v in item.fingerprints])
+            self._insert_fingerprints(item_id, item.fingerprints)
             db.executemany("INSERT INTO shingles(hash, item_id, pos) VALUES (?, ?, ?)",
                            [(h, item_id, p) for h, p in item.shingles])
             if item.shingles:
@@ -231,6 +241,10 @@ class Catalog:
             # BaseException: a KeyboardInterrupt mid-item must not leave the transaction open.
             db.execute("ROLLBACK")
             raise
+
+    def _insert_fingerprints(self, item_id: int, rows: Sequence[FingerprintRow]) -> None:
+        self.db.executemany("INSERT INTO fingerprints(item_id, signal, start, end, value, label) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", [(item_id, *r) for r in rows])
 
     def _delete_fingerprints(self, item_id: int) -> None:
         self.db.execute("DELETE FROM fingerprints WHERE item_id=?", (item_id,))
@@ -345,14 +359,13 @@ class Catalog:
                                "ORDER BY id", (item_id, signal))
         return [(r[0], r[1], bytes(r[2])) for r in rows]
 
-    def add_fingerprints(self, item_id: int, fingerprints: Sequence[tuple[str, int | None, int | None, bytes]],
+    def add_fingerprints(self, item_id: int, fingerprints: Sequence[FingerprintRow],
                          shingles: Sequence[tuple[int, int]] = ()) -> None:
         """Add fingerprints of a signal installed after ``item_id`` was added (one transaction)."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("INSERT INTO fingerprints(item_id, signal, start, end, value) VALUES (?, ?, ?, ?, ?)",
-                           [(item_id, s, a, b, v) for s, a, b, v in fingerprints])
+            self._insert_fingerprints(item_id, fingerprints)
             db.executemany("INSERT INTO shingles(hash, item_id, pos) VALUES (?, ?, ?)",
                            [(h, item_id, p) for h, p in shingles])
             if shingles:
@@ -390,6 +403,41 @@ class Catalog:
         """The newest row id of ``signal``'s fingerprints (0 if none)."""
         r = self.db.execute("SELECT max(id) FROM fingerprints WHERE signal=?", (signal,)).fetchone()
         return int(r[0] or 0)
+
+    def fingerprint_labels(self, signal: str) -> set[str | None]:
+        """Every distinct label of ``signal``'s fingerprints, ``None`` among them when some row has none.
+
+        Removed items' rows count too (they are filtered on read, not deleted), so the set may be larger
+        than the live items', never smaller. One index seek per label, whatever the number of rows.
+        """
+        db = self.db
+        labels: set[str | None] = set()
+        if db.execute("SELECT 1 FROM fingerprints WHERE signal=? AND label IS NULL LIMIT 1", (signal,)).fetchone():
+            labels.add(None)
+        label = db.execute("SELECT min(label) FROM fingerprints WHERE signal=? AND label IS NOT NULL",
+                           (signal,)).fetchone()[0]
+        while label is not None:
+            labels.add(str(label))
+            label = db.execute("SELECT min(label) FROM fingerprints WHERE signal=? AND label > ?",
+                               (signal, label)).fetchone()[0]
+        return labels
+
+    def unlabelled_fingerprints(self, signal: str) -> list[tuple[int, int, int | None, int | None]]:
+        """``(fingerprint id, item id, start, end)`` of ``signal``'s rows without a label."""
+        rows = self.db.execute("SELECT id, item_id, start, end FROM fingerprints WHERE signal=? AND label IS NULL "
+                               "ORDER BY id", (signal,))
+        return [(int(r[0]), int(r[1]), r[2], r[3]) for r in rows]
+
+    def set_fingerprint_labels(self, labels: Sequence[tuple[int, str]]) -> None:
+        """Label fingerprints by row id (one transaction)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("UPDATE fingerprints SET label=? WHERE id=?", [(lab, i) for i, lab in labels])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def fingerprint_owners(self, ids: Iterable[int]) -> dict[int, tuple[int, int | None, int | None]]:
         """``fingerprint id -> (item id, start, end)`` for live items only."""

@@ -206,6 +206,9 @@ class Index:
             out["backfilled"] = self._backfill()
         # Shingle document frequencies are derived from the postings too: recount them.
         out["shingle_df"] = self.catalog.rebuild_shingle_df()
+        # Rows written before their signal labelled them (see SignalIndex.label).
+        if labelled := {s.name: k for s in self.signals if (k := self.adapter(s).label_stored())}:
+            out["labelled"] = labelled
         for s in self._vector_signals():
             vi = self._new_vectors(s)
             vi.rebuild_from(self.catalog)  # live fingerprints only
@@ -227,7 +230,8 @@ class Index:
             if content is None:
                 missing.append(item.path or f"item {item.id}")
                 continue
-            new = NewItem(item.sha256, item.path, item.source, item.media, item.size, {})
+            # The text goes along for the adapters' labels (add_fingerprints writes fingerprints only).
+            new = NewItem(item.sha256, item.path, item.source, item.media, item.size, {}, text=content.text)
             for s in signals:
                 if not s.accepts(content.media):
                     continue
@@ -402,15 +406,17 @@ class Index:
                     out[s.name] = exc
         return out
 
-    def _warm_up(self, content: Content, pre: Precomputed) -> list[threading.Thread]:
+    def _warm_up(self, content: Content, pre: Precomputed, idle: Iterable[str] = ()) -> list[threading.Thread]:
         """Start loading, each on its own thread, the models of the signals that will fingerprint
         ``content`` (:meth:`Signal.warm_up`). Why: a cold text check loads MiniLM and USE; most of that
         (ONNX Runtime's session, sentencepiece, reading weights) runs outside the GIL, so the two load side
         by side on two cores: a cold 150-word check 1.19 -> 0.97 s (bench/RESULTS.md, "Text check speed").
-        A failed load is left to the signal's own call, which reports it."""
+        A failed load is left to the signal's own call, which reports it. Signals named in ``idle`` have
+        nothing to find here and are not loaded."""
         threads = []
         for s in self.signals:
-            if s.accepts(content.media) and s.name not in pre and (load := s.warm_up()) is not None:
+            if (s.accepts(content.media) and s.name not in pre and s.name not in idle
+                    and (load := s.warm_up()) is not None):
                 t = threading.Thread(target=_load_quietly, args=(load, s.name), name=f"load-{s.name}",
                                      daemon=True)
                 t.start()
@@ -432,10 +438,16 @@ class Index:
         # What each text's work budget cut (words too long, beyond the word or passage caps).
         skipped: list[dict[str, str]] = (budget_notes(content.text, tokens=content_tokens(content))
                                          if content.text is not None else [])
-        loading = self._warm_up(content, pre)
+        # Asked first, so that a signal with nothing to find neither loads its model nor fingerprints.
+        idle = {s.name: why for s in self.signals if s.accepts(content.media) and s.name not in pre
+                and (why := self.adapter(s).nothing_to_find(content)) is not None}
+        loading = self._warm_up(content, pre, idle)
         queries: list[tuple[SignalIndex[Any], Any]] = []
         for s in self.signals:
             if not s.accepts(content.media):
+                continue
+            if s.name in idle:
+                skipped.append({"signal": s.name, "reason": idle[s.name]})
                 continue
             if s.name in self.pending:
                 skipped.append({"signal": s.name, "reason": (

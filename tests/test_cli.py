@@ -172,7 +172,7 @@ def test_check_shows_progress_per_file_and_stage_when_asked(env):
     assert any(line.startswith("[1/2] ") and "draft-copied.md: text-embed: fingerprinting" in line
                and "words" in line for line in lines), lines
     assert any(line.startswith("[1/2] ") and "verifying candidate 1 of" in line for line in lines), lines
-    assert any(line.startswith("[2/2] ") and "draft-original.md: text-xlingual: searching" in line for line in lines)
+    assert any(line.startswith("[2/2] ") and "draft-original.md: text-embed: searching" in line for line in lines)
     assert json.loads(r.stdout)["reports"][0]["verdict"] == "near-duplicate"  # stdout stays pure JSON
     quiet = run("check", "--index", idx, "--json", *files)  # not a terminal: no progress by default
     assert quiet.exit_code == 1 and quiet.stderr == ""

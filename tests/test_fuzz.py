@@ -249,7 +249,7 @@ def snapshot_catalog(tmp_path_factory):
     values = rng.integers(0, 256, (40, 8), dtype=np.uint8)
     for i, v in enumerate(values):
         cat.add_item(NewItem(sha256=f"s{i}", path=None, source=None, media="image", size=1, metadata={},
-                             fingerprints=[("bits", None, None, v.tobytes())]))
+                             fingerprints=[("bits", None, None, v.tobytes(), None)]))
     vi = VectorIndex(d / "faiss", "bits", 1, "", "binary", 64)
     vi.load(cat)
     vi.save()

@@ -118,6 +118,10 @@ def test_header_count_is_compared_with_the_data(tmp_path, capsys):
     assert "header says" in capsys.readouterr().err
 
 
+def random_bits(rng: np.random.Generator) -> bytes:
+    return rng.integers(0, 256, 8, dtype=np.uint8).tobytes()
+
+
 def test_snapshot_with_vectors_unlike_the_catalog_is_rebuilt(tmp_path, capsys):
     """Same catalog id, same row ids, different vectors (e.g. a snapshot copied from another index whose
     id was forged): the spot check against the catalog's own values catches it."""
@@ -125,14 +129,14 @@ def test_snapshot_with_vectors_unlike_the_catalog_is_rebuilt(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for i in range(30):
         cat.add_item(NewItem(sha256=f"x{i}", path=None, source=None, media="image", size=1, metadata={},
-                             fingerprints=[("bits", None, None, rng.integers(0, 256, 8, dtype=np.uint8).tobytes())]))
+                             fingerprints=[("bits", None, None, random_bits(rng), None)]))
     vi = VectorIndex(tmp_path / "faiss", "bits", 1, "", "binary", 64)
     vi.load(cat)
     vi.save()
     other = Catalog(tmp_path / "d.sqlite", create=True)
     for i in range(30):
         other.add_item(NewItem(sha256=f"y{i}", path=None, source=None, media="image", size=1, metadata={},
-                               fingerprints=[("bits", None, None, rng.integers(0, 256, 8, dtype=np.uint8).tobytes())]))
+                               fingerprints=[("bits", None, None, random_bits(rng), None)]))
     other.db.execute("UPDATE meta SET value=? WHERE key='catalog_id'", (cat.catalog_id,))
     other.catalog_id = cat.catalog_id
     again = VectorIndex(tmp_path / "faiss", "bits", 1, "", "binary", 64)

@@ -13,7 +13,7 @@ def fill(catalog, n, dim=32, seed=0):
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     for i, v in enumerate(vecs):
         catalog.add_item(NewItem(sha256=f"{seed}-{i}", path=None, source=None, media="text", size=1,
-                                 metadata={}, fingerprints=[("vec", 0, 1, v.tobytes())]))
+                                 metadata={}, fingerprints=[("vec", 0, 1, v.tobytes(), None)]))
     return vecs
 
 

@@ -1,6 +1,6 @@
 """A cold text check loads its two models (MiniLM through ONNX Runtime, USE multilingual) side by side on
-background threads: real models, a real index, a fresh interpreter per case (the models must not be loaded
-yet)."""
+background threads, and USE only where a translation could be found: real models, a real index, a fresh
+interpreter per case (the models must not be loaded yet)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,14 @@ def test_a_cold_check_loads_both_text_models_side_by_side(tmp_path: Path) -> Non
     draft = tmp_path / "draft.md"
     draft.write_text(source.replace("every evening", "each evening").replace("grey", "dark"))
 
+    # One language on both sides: no translation can be found, so USE is not even loaded.
+    english_only = _run(tmp_path / "idx", draft, "trace")
+    assert [e["cls"] for e in english_only["events"]] == ["OnnxMiniLMEncoder"]
+    assert english_only["verdict"] not in ("original", "exact")
+
+    with Index.open(tmp_path / "idx") as idx:  # a German text: an English draft may now be a translation
+        idx.add(["Der Leuchtturmwärter stieg jeden Abend die Wendeltreppe hinauf, putzte die große Linse und "
+                 "hielt über dem grauen Meer Ausschau nach Schiffen in Seenot."], source="old-post")
     run = _run(tmp_path / "idx", draft, "trace")
     loads = {e["cls"]: e for e in run["events"]}
     assert set(loads) == {"OnnxMiniLMEncoder", "UseMultilingualEncoder"}

@@ -109,8 +109,25 @@ class SignalIndex(ABC, Generic[Q]):
         self.store = store
 
     def store_fingerprints(self, fingerprints: Sequence[Fingerprint], item: NewItem) -> None:
-        """Put an item's fingerprints into its catalog row set (default: the ``fingerprints`` table)."""
-        item.fingerprints.extend((self.signal.name, f.start, f.end, f.value_bytes()) for f in fingerprints)
+        """Put an item's fingerprints into its catalog row set (default: the ``fingerprints`` table, each
+        row with its :meth:`label`)."""
+        item.fingerprints.extend((self.signal.name, f.start, f.end, f.value_bytes(), self.label(f, item.text))
+                                 for f in fingerprints)
+
+    def label(self, fingerprint: Fingerprint, text: str | None) -> str | None:
+        """A short tag stored with ``fingerprint`` of an item whose text is ``text`` (``None`` for images),
+        for :meth:`nothing_to_find` to read back without the vectors; default: none."""
+        return None
+
+    def label_stored(self) -> int:
+        """Label the stored fingerprints written before this signal labelled them (``provenance rebuild``);
+        returns how many were labelled. Default: nothing to label."""
+        return 0
+
+    def nothing_to_find(self, content: Content) -> str | None:
+        """Why nothing this index holds could become this signal's evidence for ``content``, asked before
+        the signal's model loads or the content is fingerprinted; ``None`` (default) to search."""
+        return None
 
     @abstractmethod
     def prepare(self, content: Content, variants: Variants | None) -> Q:

@@ -37,7 +37,7 @@ from ..passages import AlignedRun, RunGate, aligned_runs, guess_language
 from ..report import Evidence, Observation, Span
 from ..textnorm import snippet
 from .base import Fingerprint, SignalIndex, Store, Variants
-from .text import PassageSignal, nearest_cosine
+from .text import PassageSignal, nearest_cosine, passage_spans
 
 if TYPE_CHECKING:
     from ..indexes.catalog import ItemRow
@@ -175,6 +175,45 @@ class XlingualIndex(SignalIndex["XlingualQuery"]):
     cell threshold (a run needs two) are verified by aligned runs over all their stored passages."""
 
     signal: XlingualSignal
+
+    def label(self, fingerprint: Fingerprint, text: str | None) -> str | None:
+        """The passage's language (:func:`guess_language`; ``"und"`` when it cannot tell)."""
+        return guess_language(text[fingerprint.start or 0:fingerprint.end]) if text is not None else None
+
+    def label_stored(self) -> int:
+        """Give passages stored before languages were recorded theirs, from the catalog's texts."""
+        rows = self.store.catalog.unlabelled_fingerprints(self.signal.name)
+        texts: dict[int, str] = {}
+        labels = []
+        for fid, item_id, start, end in rows:
+            if item_id not in texts:
+                texts[item_id] = self.store.catalog.text_of(item_id) or ""
+            labels.append((fid, guess_language(texts[item_id][start or 0:end])))
+        self.store.catalog.set_fingerprint_labels(labels)
+        return len(labels)
+
+    def nothing_to_find(self, content: Content) -> str | None:
+        """Why no translation can be found: every stored passage and every draft passage is in one language
+        (or undetermined). Reported runs need two determined languages, so searching would only find
+        same-language runs, which are not reported by default. A run's languages are guessed on its whole
+        spans; a span whose passages are all in one language or undetermined is guessed that language or
+        undetermined (the profiles' hits add up). Stored passages without a label (written before labels
+        existed, until ``provenance rebuild``) leave the search on."""
+        s = self.signal
+        if s.same_language or content.text is None:
+            return None
+        stored = self.store.catalog.fingerprint_labels(s.name)
+        if not stored:
+            return "no passages stored"
+        if None in stored or len(stored - {"und"}) > 1:
+            return None
+        text = content.text
+        languages = (stored | {guess_language(text[a:b]) for a, b in passage_spans(text)}) - {"und"}
+        if len(languages) > 1:
+            return None
+        one = f"in {next(iter(languages))}" if languages else "in no language the guess can tell"
+        return (f"every stored and draft passage is {one}; a translation needs two languages, and reuse "
+                "within one language is text-shingle's and text-embed's")
 
     def prepare(self, content: Content, variants: Variants | None) -> XlingualQuery:
         assert content.text is not None
