@@ -7,6 +7,7 @@ import sqlite3
 
 from provenance import Index
 from provenance.encoders import model_loader
+from provenance.passages import guess_language
 from provenance.signals.multilingual import XlingualSignal
 
 from .test_multilingual import INDEPENDENT_DE, SOURCE_EN, TRANSLATION_DE
@@ -72,3 +73,23 @@ def test_same_language_search_is_never_skipped(tmp_path):
         idx.add([SOURCE_EN], source="docs")
         idx.signal(XL).same_language = True
         assert xlingual_skip(idx.check_text(DRAFT_EN)) is None
+
+
+def test_windows_keep_a_second_language_and_drop_a_stray_phrase():
+    from provenance.signals.multilingual import window_languages
+    from provenance.signals.text import passage_spans
+
+    mixed = SOURCE_EN + "\n\n" + TRANSLATION_DE  # an English text followed by a German section
+    assert set(window_languages(mixed, passage_spans(mixed))) >= {"en", "de"}
+    # A Latin paragraph inside English prose is no second language, though a function-word guess reads it
+    # alone as French (a passage of the PAN corpus did exactly that).
+    latin = ("Et primo librorum existencium in libraria dormitorii, quam ut est disposuimus, cum locus ipse prius "
+             "diu fuisset inutilis et dudum arti sutorie et vestiario serviebat, sicut per aliquas annexas "
+             "armariorumque dispositiones apparebat, sed a II annis vel circa nichil aut parum ibi fuerat.")
+    paragraphs = SOURCE_EN.split("\n\n")
+    parts = [paragraphs[0], latin, *paragraphs[1:]]
+    stray = "\n\n".join(parts)
+    starts = [stray.index(p) for p in parts]
+    spans = [(a, a + len(p)) for a, p in zip(starts, parts)]  # one passage per paragraph
+    assert [guess_language(stray[a:b]) for a, b in spans] == ["en", "fr", "en", "en", "en"]
+    assert window_languages(stray, spans) == ["en"] * 5

@@ -110,14 +110,15 @@ class SignalIndex(ABC, Generic[Q]):
 
     def store_fingerprints(self, fingerprints: Sequence[Fingerprint], item: NewItem) -> None:
         """Put an item's fingerprints into its catalog row set (default: the ``fingerprints`` table, each
-        row with its :meth:`label`)."""
-        item.fingerprints.extend((self.signal.name, f.start, f.end, f.value_bytes(), self.label(f, item.text))
-                                 for f in fingerprints)
+        row with its :meth:`labels` entry)."""
+        labels = self.labels(fingerprints, item.text)
+        item.fingerprints.extend((self.signal.name, f.start, f.end, f.value_bytes(), label)
+                                 for f, label in zip(fingerprints, labels))
 
-    def label(self, fingerprint: Fingerprint, text: str | None) -> str | None:
-        """A short tag stored with ``fingerprint`` of an item whose text is ``text`` (``None`` for images),
-        for :meth:`nothing_to_find` to read back without the vectors; default: none."""
-        return None
+    def labels(self, fingerprints: Sequence[Fingerprint], text: str | None) -> list[str | None]:
+        """A short tag stored with each of one item's ``fingerprints`` (its text is ``text``, ``None`` for
+        images), for :meth:`nothing_to_find` to read back without the vectors; default: none."""
+        return [None] * len(fingerprints)
 
     def label_stored(self) -> int:
         """Label the stored fingerprints written before this signal labelled them (``provenance rebuild``);

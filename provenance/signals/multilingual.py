@@ -176,29 +176,32 @@ class XlingualIndex(SignalIndex["XlingualQuery"]):
 
     signal: XlingualSignal
 
-    def label(self, fingerprint: Fingerprint, text: str | None) -> str | None:
-        """The passage's language (:func:`guess_language`; ``"und"`` when it cannot tell)."""
-        return guess_language(text[fingerprint.start or 0:fingerprint.end]) if text is not None else None
+    def labels(self, fingerprints: Sequence[Fingerprint], text: str | None) -> list[str | None]:
+        """Each passage's :func:`window_languages` entry (``None`` without a text)."""
+        if text is None:
+            return [None] * len(fingerprints)
+        return list(window_languages(text, [(f.start or 0, f.end or 0) for f in fingerprints]))
 
     def label_stored(self) -> int:
         """Give passages stored before languages were recorded theirs, from the catalog's texts."""
-        rows = self.store.catalog.unlabelled_fingerprints(self.signal.name)
-        texts: dict[int, str] = {}
+        per_item: dict[int, list[tuple[int, int, int]]] = {}
+        for fid, item_id, start, end in self.store.catalog.unlabelled_fingerprints(self.signal.name):
+            per_item.setdefault(item_id, []).append((fid, start or 0, end or 0))
         labels = []
-        for fid, item_id, start, end in rows:
-            if item_id not in texts:
-                texts[item_id] = self.store.catalog.text_of(item_id) or ""
-            labels.append((fid, guess_language(texts[item_id][start or 0:end])))
+        for item_id, rows in per_item.items():
+            langs = window_languages(self.store.catalog.text_of(item_id) or "", [(a, b) for _, a, b in rows])
+            labels += [(fid, lang) for (fid, _, _), lang in zip(rows, langs)]
         self.store.catalog.set_fingerprint_labels(labels)
         return len(labels)
 
     def nothing_to_find(self, content: Content) -> str | None:
-        """Why no translation can be found: every stored passage and every draft passage is in one language
-        (or undetermined). Reported runs need two determined languages, so searching would only find
-        same-language runs, which are not reported by default. A run's languages are guessed on its whole
-        spans; a span whose passages are all in one language or undetermined is guessed that language or
-        undetermined (the profiles' hits add up). Stored passages without a label (written before labels
-        existed, until ``provenance rebuild``) leave the search on."""
+        """Why no translation can be found: every stored and every draft passage window
+        (:func:`window_languages`) is in one language, or undetermined. A reported run needs two determined
+        languages, guessed on its whole spans, and each span covers at least one window; spans made of
+        windows in one language or undetermined are guessed that language or undetermined (the profiles'
+        hits add up), so the search could only find same-language runs, which are not reported by default.
+        Stored passages without a label (written before labels existed, until ``provenance rebuild``)
+        leave the search on."""
         s = self.signal
         if s.same_language or content.text is None:
             return None
@@ -207,8 +210,7 @@ class XlingualIndex(SignalIndex["XlingualQuery"]):
             return "no passages stored"
         if None in stored or len(stored - {"und"}) > 1:
             return None
-        text = content.text
-        languages = (stored | {guess_language(text[a:b]) for a, b in passage_spans(text)}) - {"und"}
+        languages = (stored | set(window_languages(content.text, passage_spans(content.text)))) - {"und"}
         if len(languages) > 1:
             return None
         one = f"in {next(iter(languages))}" if languages else "in no language the guess can tell"
@@ -250,6 +252,24 @@ class XlingualIndex(SignalIndex["XlingualQuery"]):
         best = max(found, key=lambda ev: (ev.passages, ev.score))
         return Observation(s.name, best.score, s.gate.run_threshold, False, s.verdict_on_match,
                            score=best.score, evidence=best)
+
+
+def window_languages(text: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+    """Per passage span of ``text``, the language (:func:`guess_language`) of the window from its start to
+    the next passage's end; the last passage takes its predecessor's window, a lone passage is its own.
+
+    Why windows: a run covers at least two consecutive passages (one only where a text has one), so every
+    run's span holds a window, and a window is long enough that a stray foreign phrase in an English
+    text (a Latin motto, a quoted title) does not make it another language, while a translated section of
+    two passages or more does."""
+    if len(spans) < 2:
+        return [guess_language(text[a:b]) for a, b in spans]
+    order = sorted(range(len(spans)), key=lambda i: spans[i])
+    windows = [guess_language(text[spans[i][0]:spans[j][1]]) for i, j in zip(order, order[1:])]
+    out = [""] * len(spans)
+    for k, i in enumerate(order):
+        out[i] = windows[min(k, len(windows) - 1)]
+    return out
 
 
 @dataclass
