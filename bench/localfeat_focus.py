@@ -2,7 +2,9 @@
 (same seeds) for a chosen subset of families, and every negative; each candidate verified twice: "before"
 with some settings of ``provenance.localfeatures`` changed (``--before NAME=VALUE,...``, e.g. a change
 turned off) and "after" as the module stands, so one run gives before/after numbers; ``--verify-top N``
-verifies the top N candidates after instead of ``localfeat_eval.K_VERIFY`` (4, as the product). The product (PDQ + pHash) is not run: its hits are read from a saved full run
+verifies the top N candidates after instead of ``localfeat_eval.K_VERIFY`` (4, as the product);
+``--thumb-nn K`` adds, after, the K indexed pictures whose whole-image thumbnails are nearest
+(:func:`thumb_vector`), a second candidate source for what the keypoint votes miss. The product (PDQ + pHash) is not run: its hits are read from a saved full run
 (``--product``), so the union can still be reported. Thresholds are calibrated on one half of the
 photo + frame negatives and applied to the other, exactly as ``localfeat_eval.summarise`` does.
 
@@ -21,6 +23,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
 
 from provenance import localfeatures as lf
 
@@ -42,6 +47,17 @@ def _row(cid: int, votes: float, v: lf.Verification | None) -> list:
         v.details.get("photo@fill", 0.0)])
 
 
+def thumb_vector(thumb: np.ndarray | None) -> np.ndarray:
+    """A whole-image descriptor from the stored greyscale thumbnail: 16x16 box-filtered, zero mean, unit
+    length (cosine = correlation). Survives small rotations and re-encoding, not crops."""
+    if thumb is None or thumb.size == 0:
+        return np.zeros(256, np.float32)
+    v = np.asarray(Image.fromarray(thumb).resize((16, 16), Image.Resampling.BOX), np.float32).ravel()
+    v -= v.mean()
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
 def _query(task: tuple[bytes, str, str, str, int | None, str]) -> dict[str, Any]:
     from provenance.content import load_content
     data, family, strength, kind, true_id, label = task
@@ -52,12 +68,19 @@ def _query(task: tuple[bytes, str, str, str, int | None, str]) -> dict[str, Any]
             setattr(lf, k, type(getattr(lf, k))(val))
         # The candidate search reads its settings (VOTE_*) at call time, so it is before/after too.
         cands = _W["desc"].candidates(q, k_images=_W["verify_top"] if name == "after" else E.K_VERIFY)
+        if name == "after" and _W["thumb_nn"]:
+            # Also the indexed pictures whose whole-image thumbnails are nearest (see thumb_vector).
+            sims = _W["thumbs"] @ thumb_vector(q[0].thumb)
+            have = {cid for cid, _ in cands}
+            cands += [(int(_W["thumb_ids"][i]), 0.0) for i in np.argsort(-sims)[:_W["thumb_nn"]]
+                      if int(_W["thumb_ids"][i]) not in have]
         out[name] = [_row(cid, votes, lf.verify_query(q, _W["feats"][cid])) for cid, votes in cands]
     return {"family": family, "strength": strength, "kind": kind, "true": true_id, "label": label,
             "half": E._half(label.split(":")[0]), **out}
 
 
-def run(families: list[str], before: dict[str, float], workers: int, verify_top: int = E.K_VERIFY) -> dict[str, Any]:
+def run(families: list[str], before: dict[str, float], workers: int, verify_top: int = E.K_VERIFY,
+        thumb_nn: int = 0) -> dict[str, Any]:
     import faiss
 
     from provenance.content import load_content
@@ -82,7 +105,9 @@ def run(families: list[str], before: dict[str, float], workers: int, verify_top:
         feats[ids[label]] = f
     tasks = E.query_tasks(sets, fams, ids, only=families)
     after = {k: float(getattr(lf, k)) for k in before}
-    _W.update(desc=desc, feats=feats, before=before, after=after, verify_top=verify_top)
+    thumb_ids = np.array(sorted(feats))
+    _W.update(desc=desc, feats=feats, before=before, after=after, verify_top=verify_top, thumb_nn=thumb_nn,
+              thumb_ids=thumb_ids, thumbs=np.stack([thumb_vector(feats[i].thumb) for i in thumb_ids]))
     log(f"focus: {len(tasks)} queries on {workers} workers")
     with mp.get_context("fork").Pool(workers) as pool:
         rows = []
@@ -90,7 +115,7 @@ def run(families: list[str], before: dict[str, float], workers: int, verify_top:
             rows.append(row)
             if k % 250 == 0:
                 log(f"  {k}/{len(tasks)}")
-    raw = {"families": families, "before": before, "after": after, "verify_top": verify_top,
+    raw = {"families": families, "before": before, "after": after, "verify_top": verify_top, "thumb_nn": thumb_nn,
            "queries": rows}
     save_json("localfeat_focus.json", raw)
     return raw
@@ -186,7 +211,7 @@ def main(argv: list[str]) -> None:
                 k, v = kv.split("=")
                 before[k] = float(v)
         raw = run(opt("--families", "rotate-small,combo").split(","), before, int(opt("--workers", "2")),
-                  int(opt("--verify-top", str(E.K_VERIFY))))
+                  int(opt("--verify-top", str(E.K_VERIFY))), int(opt("--thumb-nn", "0")))
     print(summarise(raw, product))
 
 
