@@ -206,7 +206,7 @@ class Index:
             out["backfilled"] = self._backfill()
         # Shingle document frequencies are derived from the postings too: recount them.
         out["shingle_df"] = self.catalog.rebuild_shingle_df()
-        # Rows written before their signal labelled them (see SignalIndex.label).
+        # Rows written before their signal labelled them (see SignalIndex.labels).
         if labelled := {s.name: k for s in self.signals if (k := self.adapter(s).label_stored())}:
             out["labelled"] = labelled
         for s in self._vector_signals():
