@@ -94,8 +94,6 @@ COLD_ONNX = """
 import sys
 from provenance.encoders import OnnxMiniLMEncoder
 from provenance.signals import EmbedSignal, XlingualSignal
-from provenance.signals.base import SignalIndex
-from provenance.signals.multilingual import XlingualIndex
 from provenance.signals.text import passage_spans
 text = open(sys.argv[1]).read()
 OnnxMiniLMEncoder().encode([text[a:b] for a, b in passage_spans(text)])
@@ -104,8 +102,6 @@ COLD_ST = """
 import sys
 from provenance.encoders import SentenceTransformerEncoder
 from provenance.signals import EmbedSignal, XlingualSignal
-from provenance.signals.base import SignalIndex
-from provenance.signals.multilingual import XlingualIndex
 from provenance.signals.text import passage_spans
 text = open(sys.argv[1]).read()
 SentenceTransformerEncoder().encode([text[a:b] for a, b in passage_spans(text)])
@@ -114,8 +110,6 @@ COLD_USE = """
 import sys
 from provenance.encoders import UseMultilingualEncoder
 from provenance.signals import EmbedSignal, XlingualSignal
-from provenance.signals.base import SignalIndex
-from provenance.signals.multilingual import XlingualIndex
 from provenance.signals.text import passage_spans
 text = open(sys.argv[1]).read()
 UseMultilingualEncoder().encode([text[a:b] for a, b in passage_spans(text)])
