@@ -41,7 +41,7 @@ import faiss
 import numpy as np
 
 from ..errors import ProvenanceIndexError
-from ..faiss_threads import one_thread
+from ..faiss_threads import blas_from, one_thread
 from .catalog import Catalog
 
 #: Format 2: bound to a catalog id, with a trailing SHA-256. Format 1 files (no binding) are rebuilt.
@@ -413,7 +413,7 @@ class VectorIndex:
         """``(distances or similarities, row ids)`` of the ``k`` nearest per query row (-1 = none)."""
         if self.index.ntotal == 0 or len(queries) == 0:
             return (np.zeros((len(queries), 0)), np.full((len(queries), 0), -1, dtype=np.int64))
-        with one_thread():
+        with one_thread(), blas_from():
             return self.index.search(np.ascontiguousarray(queries), min(k, int(self.index.ntotal)))
 
     def __len__(self) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -241,12 +242,21 @@ _SCRIPTS = {"CYRILLIC": "ru", "GREEK": "el", "ARABIC": "ar", "HEBREW": "he", "HA
             "HIRAGANA": "ja", "KATAKANA": "ja", "CJK": "zh", "DEVANAGARI": "hi"}
 
 
+@lru_cache(maxsize=8192)
+def _script(ch: str) -> str:
+    """The first word of a letter's Unicode name (``LATIN``, ``CYRILLIC``, ``CJK``, ...)."""
+    name = unicodedata.name(ch, "")
+    return name.split(" ", 1)[0] if name else "OTHER"
+
+
 def _script_counts(text: str, limit: int = 2000) -> Counter[str]:
+    """Letters per script in the first ``limit`` characters. The characters are counted first (in C) and
+    each distinct letter named once: a check guesses the language of every passage window, and naming
+    every character took most of that time."""
     counts: Counter[str] = Counter()
-    for ch in text[:limit]:
+    for ch, n in Counter(text[:limit]).items():
         if ch.isalpha():
-            name = unicodedata.name(ch, "")
-            counts[name.split(" ", 1)[0] if name else "OTHER"] += 1
+            counts[_script(ch)] += n
     return counts
 
 

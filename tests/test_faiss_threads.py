@@ -1,4 +1,5 @@
-"""FAISS work runs in one OpenMP thread and leaves the caller's setting as it was (provenance.faiss_threads)."""
+"""FAISS work runs in one OpenMP thread and flat float searches through BLAS; the caller's settings are
+restored afterwards (provenance.faiss_threads)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,21 @@ def test_descriptor_search_leaves_the_callers_threads() -> None:
     finally:
         faiss.omp_set_num_threads(before)
 
+
+
+def test_blas_search_is_restored_and_finds_the_same_neighbours() -> None:
+    from provenance.faiss_threads import blas_from
+
+    rng = np.random.default_rng(1)
+    stored = rng.standard_normal((3000, 64)).astype(np.float32)
+    queries = rng.standard_normal((12, 64)).astype(np.float32)
+    index = faiss.IndexFlatIP(64)
+    index.add(stored)
+    before = faiss.cvar.distance_compute_blas_threshold
+    one_by_one = index.search(queries, 5)
+    with blas_from(4):
+        assert faiss.cvar.distance_compute_blas_threshold == 4
+        through_blas = index.search(queries, 5)
+    assert faiss.cvar.distance_compute_blas_threshold == before
+    assert (one_by_one[1] == through_blas[1]).all()
+    np.testing.assert_allclose(one_by_one[0], through_blas[0], rtol=1e-5, atol=1e-5)
