@@ -225,6 +225,10 @@ def _index_signal(d: Diagnosis, path: Path, catalog: Catalog, s: Signal, recorde
         d.add("index", name, "fail", f"made by version {recorded[0]} model {recorded[1] or '-'}, this "
               f"installation makes version {mine[0]} model {mine[1] or '-'}: checks refuse this index")
         return
+    if s.fingerprint_label and None in catalog.fingerprint_labels(s.name):
+        d.add("index", f"{s.name} labels", "warn", f"some stored fingerprints have no {s.fingerprint_label} "
+              f"(written by an older version), so checks cannot skip this signal where it has nothing to "
+              f"find; `provenance rebuild --index {path}` labels them")
     if s.index_kind not in ("binary", "float"):
         return
     rows = catalog.max_fingerprint_id(s.name)

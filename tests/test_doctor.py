@@ -64,6 +64,19 @@ def test_a_signal_waiting_for_backfill_is_named(small_index: Path) -> None:
     assert code == 0 and f["status"] == "warn" and "back-fills" in f["detail"]
 
 
+def test_passages_without_a_language_are_named_until_rebuild(small_index: Path) -> None:
+    assert "text-xlingual labels" not in _by_name(_doctor(small_index, "--no-models")[1])
+    with sqlite3.connect(small_index / "catalog.sqlite") as db:  # as an older version wrote them
+        unlabelled = db.execute("UPDATE fingerprints SET label = NULL WHERE signal = 'text-xlingual'").rowcount
+    assert unlabelled >= 1
+    code, doc = _doctor(small_index, "--no-models")
+    f = _by_name(doc)["text-xlingual labels"]
+    assert code == 0 and f["status"] == "warn" and "no language" in f["detail"] and "rebuild" in f["detail"]
+    with Index.open(small_index) as idx:
+        assert idx.rebuild()["labelled"] == {"text-xlingual": unlabelled}
+    assert "text-xlingual labels" not in _by_name(_doctor(small_index, "--no-models")[1])
+
+
 def test_an_index_made_by_another_model_fails_with_exit_4(small_index: Path) -> None:
     with sqlite3.connect(small_index / "catalog.sqlite") as db:
         db.execute("UPDATE signals SET model = 'another-model' WHERE name = 'text-embed'")

@@ -171,6 +171,9 @@ class Signal(ABC):
     compute: ClassVar[Compute] = "inline"
     #: False for signals that need nothing stored per item (exact identity reads the item row itself).
     stores_fingerprints: ClassVar[bool] = True
+    #: What the index's :meth:`SignalIndex.labels` tag each stored fingerprint with (e.g. ``"language"``);
+    #: ``None``: no labels. ``provenance doctor`` reports rows written before the labels existed.
+    fingerprint_label: ClassVar[str | None] = None
     #: Match threshold: a maximum distance (``lower_is_closer``) or a minimum value.
     threshold: ClassVar[float]
     lower_is_closer: ClassVar[bool] = False

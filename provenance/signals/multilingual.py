@@ -98,6 +98,8 @@ class XlingualSignal(PassageSignal):
     name = "text-xlingual"
     version = 1
     verdict_on_match = "paraphrase"
+    #: Each stored passage's language window (:func:`window_languages`), read by :meth:`XlingualIndex.nothing_to_find`.
+    fingerprint_label = "language"
     #: Runs of >= 2 passages in order on both sides, every pair >= 0.5, mean >= 0.675, across two languages:
     #: chosen on German manual pages (recall 0.79 at 1/132 false matches with the English negatives), then
     #: unchanged on French / Spanish / Italian: recall 0.86 / 0.77 / 0.82, span IoU 0.84 / 0.83 / 0.85, false
