@@ -107,8 +107,10 @@ def _join(paras: list[str]) -> tuple[str, list[tuple[int, int]]]:
     return text, offs
 
 
-def build(pages: list[Page], n_pos: int, n_neg: int) -> tuple[list[tuple[str, str]], list[Draft]]:
-    """Indexed source texts ``(name, english text)`` and the drafts (see the module docstring)."""
+def build(pages: list[Page], n_pos: int, n_neg: int, langs: tuple[str, ...] = LANGS,
+          english_negatives: bool = True) -> tuple[list[tuple[str, str]], list[Draft]]:
+    """Indexed source texts ``(name, english text)`` and the drafts (see the module docstring), in ``langs``
+    and, with ``english_negatives``, English negatives."""
     rng = random.Random(SEED)
     translated = [p for p in pages if p.translations]
     indexed = [p for p in translated if _stable_half(p.name) == 0]
@@ -141,7 +143,7 @@ def build(pages: list[Page], n_pos: int, n_neg: int) -> tuple[list[tuple[str, st
             holders.setdefault(_norm(q), set()).add(si)
 
     drafts: list[Draft] = []
-    for lang in (*LANGS, "en"):
+    for lang in (*langs, *(("en",) if english_negatives else ())):
         hosts = [p for p in held if lang == "en" or lang in p.translations]
         def host_paras(p: Page, lang: str = lang) -> list[tuple[str, str]]:
             if lang == "en":

@@ -110,6 +110,23 @@ def test_run_gate_checks_its_thresholds():
     ("O processo recebe um sinal quando o temporizador expira, e a ação padrão é terminá-lo.", "pt"),
     ("Het proces ontvangt een signaal wanneer de timer afloopt, en de standaardactie is het te beëindigen.", "nl"),
     ("Процесс получает сигнал, когда истекает таймер.", "ru"),
+    # Languages whose function words or letters were added after the Debian translations were measured.
+    ("Bu komut, belirtilen dosyanın içeriğini standart çıktıya yazar ve hiçbir dosya verilmezse standart "
+     "girdiden okur; seçenekler dosya adlarından önce verilmelidir.", "tr"),
+    ("Tento příkaz vypíše obsah zadaného souboru na standardní výstup. Pokud není zadán žádný soubor, čte ze "
+     "standardního vstupu, a když nastane chyba, vrátí nenulový kód.", "cs"),
+    ("Această comandă afișează conținutul fișierului la ieșirea standard. Dacă nu este dat niciun fișier, "
+     "citește de la intrarea standard, iar după o eroare întoarce un cod diferit de zero.", "ro"),
+    ("Ez a parancs kiírja a megadott fájl tartalmát a szabványos kimenetre. Ha nincs megadva fájl, akkor a "
+     "szabványos bemenetről olvas, és hiba esetén nem nulla értékkel tér vissza.", "hu"),
+    ("Tämä komento tulostaa annetun tiedoston sisällön vakiotulosteeseen. Jos tiedostoa ei anneta, komento "
+     "lukee vakiosyötteestä, ja jos virhe tapahtuu, se palauttaa nollasta poikkeavan arvon.", "fi"),
+    ("Perintah ini menampilkan isi berkas yang diberikan ke keluaran standar. Jika tidak ada berkas, perintah "
+     "akan membaca dari masukan standar dan mengembalikan nilai bukan nol jika terjadi kesalahan.", "id"),
+    ("Ця команда виводить вміст зазначеного файлу на стандартний вивід. Якщо файл не вказано, вона читає зі "
+     "стандартного вводу і повертає ненульове значення, якщо сталася помилка.", "uk"),
+    ("Ова команда исписује садржај датотеке на стандардни излаз. Ако није наведена ниједна датотека, чита са "
+     "стандардног улаза и враћа вредност различиту од нуле ако дође до грешке.", "sr"),
     ("タイマーが切れるとプロセスはシグナルを受け取ります。", "ja"),
     ("计时器到期时进程收到信号。", "zh"),
     ("", "und"),
