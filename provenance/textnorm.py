@@ -206,7 +206,8 @@ def _int_array(values: np.ndarray) -> array:
     return out
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+|\n\s*\n")
+# Chinese and Japanese write no space after a full stop, so their stops end a sentence on their own.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|(?<=[。！？])[」』”’)）\]]*\s*|\n\s*\n")
 
 
 def iter_sentence_spans(text: str) -> Iterator[tuple[int, int]]:

@@ -171,3 +171,55 @@ def test_a_turkish_draft_is_searched(tmp_path) -> None:
         idx.add([SOURCE_EN], source="docs")
         report = idx.check_text(TRANSLATION_TR)
         assert not any(s["signal"] == "text-xlingual" for s in report.skipped), report.skipped
+
+
+# Chinese and Japanese write no spaces: before their characters were weighed as words, each of these was one
+# passage, and a run of two could not form.
+TRANSLATION_ZH = """管道是一个单向通道，让一个进程把数据传给另一个进程。\
+写入者放进管道的任何内容都会以相同的顺序从读取者那一端出来，\
+而且不会在磁盘上存储任何东西。内核在两端之间保留一个小缓冲区。
+
+当缓冲区满时，向管道写入的进程必须等待，直到读取者取走一部分数据。当缓冲区为空时，从管道读取的进程会等待新数据到达，\
+除非管道是以非阻塞模式打开的。
+
+如果所有可能写入的进程都关闭了自己的一端，读取者在读完剩余字节后会看到文件结束。如果所有读取者都关闭了自己的一端，\
+写入者会收到一个默认会结束程序的信号。
+
+管道没有名字，只在某个进程保持其一端打开时存在。要让两个互不相关的程序以这种方式通信，可以改用文件系统中的命名管道。"""
+
+INDEPENDENT_ZH = """套接字让程序可以通过网络或在同一台计算机上交换消息。与文件不同，这里有两方：一个等待连接的服务器，\
+以及连接到它的客户端。
+
+流式套接字提供可靠的字节流，数据完整且按顺序到达。数据报套接字则发送单独的数据包，这些数据包可能丢失或顺序颠倒。
+
+对于同一台计算机上进程之间的通信，有 Unix 域套接字，它们通过文件系统中的路径访问，甚至可以传递文件描述符。\
+套接字用 close 关闭，对方随后会注意到连接已结束。"""
+
+TRANSLATION_JA = """パイプは、あるプロセスが別のプロセスにデータを渡すための一方向の通信路です。\
+書き手がパイプに入れたものはすべて、\
+同じ順序で読み手の側から出てきます。ディスクには何も保存されません。カーネルは両端の間に小さなバッファを保持します。
+
+バッファがいっぱいになると、パイプに書き込むプロセスは、読み手がデータの一部を取り出すまで待たされます。バッファが空のときは、\
+パイプから読み込むプロセスは、パイプが非ブロッキングモードで開かれていない限り、新しいデータが届くまで待ちます。
+
+書き込む可能性のあるすべてのプロセスが自分の端を閉じると、読み手は残りのバイトを読み終えた後にファイルの終わりを見ます。\
+すべての読み手が自分の端を閉じると、書き手はデフォルトでプログラムを終了させるシグナルを受け取ります。
+
+パイプには名前がなく、いずれかのプロセスが端のひとつを開いている間だけ存在します。無関係な二つのプログラムがこの方法で通信するには、\
+代わりにファイルシステム上の名前付きパイプを使うことができます。"""
+
+
+@pytest.mark.parametrize(("draft", "lang"), [(TRANSLATION_ZH, "zh"), (TRANSLATION_JA, "ja")])
+def test_chinese_and_japanese_translations_are_found(tmp_path, draft: str, lang: str) -> None:
+    from provenance import Index
+    from provenance.signals.text import passage_spans
+
+    assert len(passage_spans(draft)) >= 4
+    with Index.open(tmp_path / "idx", create=True) as idx:
+        idx.add([SOURCE_EN], source="docs")
+        report = idx.check_text(draft)
+        assert report.verdict == "paraphrase"
+        ev = report.matches[0].evidence["text-xlingual"]
+        assert ev["relation"] == "translation" and (ev["source_language"], ev["draft_language"]) == ("en", lang)
+        assert ev["passages"] >= 2
+        assert idx.check_text(INDEPENDENT_ZH).verdict == "original"

@@ -135,3 +135,20 @@ def test_run_gate_checks_its_thresholds():
 ])
 def test_guess_language(text, lang):
     assert guess_language(text) == lang
+
+
+def test_chinese_sentences_end_at_their_stops_and_passages_weigh_characters():
+    from provenance.signals.text import NO_SPACE_WORDS_PER_CHAR, passage_spans
+    from provenance.textnorm import sentence_spans
+
+    text = "管道是一个单向通道。写入者放进管道的内容会出来！内核保留缓冲区。\n\nEnd of it. Next one."
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "管道是一个单向通道。", "写入者放进管道的内容会出来！", "内核保留缓冲区。", "End of it.", "Next one."]
+    # 400 characters with no space, in sentences of 20: about 200 words, so several passages, each about
+    # 96 characters (48 words at two characters a word), not one 400-character "word run".
+    zh = "一二三四五六七八九十甲乙丙丁戊己庚辛壬癸。" * 20
+    spans = passage_spans(zh)
+    assert len(spans) >= 4
+    assert all(abs((b - a) * NO_SPACE_WORDS_PER_CHAR - 48) <= 12 for a, b in spans[:-1])
+    # A sentence of 300 characters without a stop is cut into windows too.
+    assert len(passage_spans("字" * 300)) >= 3
