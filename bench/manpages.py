@@ -159,7 +159,7 @@ class Page:
         return "\n\n".join(self.english)
 
 
-def _pages(root: Path) -> dict[str, Path]:
+def manpage_files(root: Path) -> dict[str, Path]:
     return {p.name.removesuffix(".gz"): p for p in root.rglob("*.gz")
             if "/man/" in p.as_posix() and not p.is_symlink()}
 
@@ -170,8 +170,8 @@ def load_pages(x: Path, langs: tuple[str, ...] = LANGS) -> list[Page]:
     ``langs`` are package suffixes (``pt-br``). A paragraph po4a left in English is dropped: for the four
     languages the thresholds were chosen on, unless the language guess names the language; for any other
     (:mod:`bench.heldout_languages`, languages the guess may not know) unless it guesses English."""
-    english = {**_pages(x / "manpages" / "usr/share/man"), **_pages(x / "manpages-dev" / "usr/share/man")}
-    translated = {lang: _pages(x / f"manpages-{lang}" / "usr/share/man") for lang in langs}
+    english = {**manpage_files(x / "manpages" / "usr/share/man"), **manpage_files(x / "manpages-dev" / "usr/share/man")}
+    translated = {lang: manpage_files(x / f"manpages-{lang}" / "usr/share/man") for lang in langs}
     pages: list[Page] = []
     stats = {lang: [0, 0] for lang in langs}  # aligned paragraphs, English paragraphs of translated pages
     for name, path in sorted(english.items()):
