@@ -130,3 +130,26 @@ def test_content_block_finds_the_picture_in_a_screenshot_frame():
     best = min(hamming(v[0].value, stored) for name, v in pdq.query_variants(load_content(_png(framed)))
                if name.startswith("block+"))
     assert best <= pdq.threshold
+
+
+@pytest.mark.parametrize("degrees", [-15, -4, 7])
+def test_a_rotated_copy_on_an_expanded_canvas_is_found_through_its_rectified_picture(degrees):
+    from provenance.signals.image import rectify
+    photo = sample_photo(12, (320, 240))
+    assert rectify(photo) is None  # nothing to undo
+    rotated = photo.rotate(degrees, expand=True, resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+    pdq = PDQSignal()
+    stored = pdq.fingerprint(load_content(_png(photo)))[0].value
+    variants = dict(pdq.query_variants(load_content(_png(rotated))))
+    assert hamming(variants["identity"][0].value, stored) > pdq.threshold  # the whole copy is unrelated
+    assert hamming(variants["rectified+identity"][0].value, stored) <= pdq.threshold
+    # Stored fingerprints never hold the rectified picture: an indexed picture is taken as upright.
+    assert len(pdq.fingerprint(load_content(_png(rotated)))) == len(
+        [n for n in variants if n.endswith("identity") and not n.startswith("rectified+")])
+
+
+def test_an_upright_picture_on_a_plain_ground_is_not_rectified():
+    from provenance.signals.image import rectify
+    canvas = Image.new("RGB", (400, 300), (255, 255, 255))
+    canvas.paste(sample_photo(13, (200, 150)), (100, 80))
+    assert rectify(canvas) is None  # the border trim's case, not a tilt
