@@ -8,12 +8,14 @@ The rule (README, "Quoting"):
 * a Markdown blockquote (lines starting with ``>``, up to three spaces of indent) is quoted, whatever
   its length: the markup itself says "these are someone else's words";
 * text between quotation marks (straight ``"…"``, typographic ``“…”``, ``„…“``, ``„…”``, ``«…»``,
-  ``»…«``, ``‚…‘``, ``‘…’``) inside one paragraph is quoted when an attribution stands next to it:
-  after the closing mark a dash and a name (``— Ada Lovelace``), a citation (``(Lovelace, 1843)``) or a
-  speech verb (``said``, ``wrote``, ``according to`` …); before the opening mark a speech verb or
+  ``»…«``, ``‚…‘``, ``‘…’``, ``「…」``, ``『…』``) inside one paragraph is quoted when an attribution
+  stands next to it: after the closing mark a dash and a name (``— Ada Lovelace``), a citation
+  (``(Lovelace, 1843)``) or a speech verb (``said``, ``wrote``, ``according to`` …, and the same in
+  German, French, Spanish, Italian, Portuguese and Dutch); before the opening mark a speech verb or
   ``according to X``, ``as X put it`` …;
-* an unattributed quotation counts when it is short, at most :data:`MAX_UNATTRIBUTED_WORDS` words (a
-  short quotation reads as one without a name); a longer passage between bare quotation marks is not
+* an unattributed quotation counts when it is short, at most :data:`MAX_UNATTRIBUTED_WORDS` words
+  (:func:`provenance.textnorm.word_count`: a Chinese or Japanese character is half a word; a short
+  quotation reads as one without a name); a longer passage between bare quotation marks is not
   taken as a quotation (a pasted page in quotation marks is still a pasted page).
 
 A signal's evidence is quoted (:func:`spans_are_quoted`) when its draft spans lie inside quotations. Exact
@@ -30,7 +32,7 @@ import bisect
 import re
 from collections.abc import Sequence
 
-from .textnorm import Tokens
+from .textnorm import Tokens, word_count
 
 #: A quotation without an attribution counts when it has at most this many words.
 MAX_UNATTRIBUTED_WORDS = 50
@@ -47,17 +49,25 @@ Region = tuple[int, int]
 
 _BLOCKQUOTE = re.compile(r"^ {0,3}>[ \t]?(.*)$", re.MULTILINE)
 #: Opening mark -> closing marks it pairs with.
-_PAIRS: dict[str, str] = {"“": "”", "„": "“”", "«": "»", "»": "«", "‚": "‘’", "‘": "’", '"': '"'}
+_PAIRS: dict[str, str] = {"“": "”", "„": "“”", "«": "»", "»": "«", "‚": "‘’", "‘": "’", '"': '"', "「": "」",
+                          "『": "』"}
 _SPEECH = (r"said|says|say|wrote|writes|write|told|tells|noted|notes|argued|argues|asked|asks|added|adds|"
            r"explained|explains|observed|observes|remarked|remarks|declared|declares|replied|replies|"
-           r"put it|puts it|insisted|insists|warned|warns|recalled|recalls|stated|states|claimed|claims")
+           r"put it|puts it|insisted|insists|warned|warns|recalled|recalls|stated|states|claimed|claims|"
+           # The same in the other languages whose translations are searched: German, French, Spanish,
+           # Italian, Portuguese, Dutch (not "dit", "dice": words of Dutch and English too).
+           r"sagte|sagt|schrieb|schreibt|erklärte|betonte|meinte|a dit|écrit|a écrit|déclare|a déclaré|"
+           r"affirme|dijo|escribió|escribe|afirmó|declaró|disse|scrisse|scrive|ha detto|ha scritto|"
+           r"affermò|diz|escreveu|escreve|afirmou|declarou|zei|zegt|schreef|schrijft")
+#: "according to X" in those languages.
+_ACCORDING = r"according to|laut|zufolge|selon|según|secondo|segundo|volgens"
 _AFTER = re.compile(
     r"^[\s,.;:!?)\]]*(?:[—–―]|--|-\s)\s*\S"                     # — Name
     r"|^[\s,.;:!?]*\((?:[^()\n]{0,60}\d{4}[a-z]?|[^()\n]{0,60}p\.\s*\d+)\)"  # (Author, 2019) / (p. 12)
     rf"|^[\s,.;:!?]*(?:\w+\s+){{0,4}}(?:{_SPEECH})\b"            # ", said the minister"
-    r"|^[\s,.;:!?]*according to\b", re.IGNORECASE)
+    rf"|^[\s,.;:!?]*(?:{_ACCORDING})\b", re.IGNORECASE)
 _BEFORE = re.compile(
-    rf"(?:\b(?:{_SPEECH})\b|according to\b[^.\n]*|\bas\s+\S+(?:\s+\S+){{0,3}}\s+(?:put|puts|wrote|writes|"
+    rf"(?:\b(?:{_SPEECH})\b|\b(?:{_ACCORDING})\b[^.\n]*|\bas\s+\S+(?:\s+\S+){{0,3}}\s+(?:put|puts|wrote|writes|"
     r"said|says)\s+it\b|\bin the words of\b[^.\n]*)[\s,:—–-]*$", re.IGNORECASE)
 
 
@@ -113,7 +123,9 @@ def _counts(text: str, start: int, end: int, body: str) -> bool:
     before = text[max(0, start - ATTRIBUTION_WINDOW):start]
     if _AFTER.search(after) or _BEFORE.search(before):
         return True
-    return len(body.split()) <= MAX_UNATTRIBUTED_WORDS
+    # Counted as a reader counts (Chinese and Japanese characters half a word each): split on white space,
+    # a pasted Chinese page between quotation marks would be one "word", a short quotation.
+    return word_count(body) <= MAX_UNATTRIBUTED_WORDS
 
 
 def _merge(regions: list[Region]) -> list[Region]:

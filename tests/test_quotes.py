@@ -112,3 +112,25 @@ def test_quoted_match_in_json_and_table_does_not_fail_the_cli(tmp_path):
     doc = json.loads(res.output)
     assert doc["schema"] == "provenance.report/1"
     assert doc["reports"][0]["matches"][0]["quoted"]
+
+
+def test_quotations_in_other_languages_and_scripts():
+    long_zh = "这是从别处复制来的一句很长的话，" * 8  # 128 characters: about 64 words, no spaces at all
+    # Long quotations count with an attribution in the draft's own language (one text each, so that no
+    # attribution window reaches into another's).
+    assert quoted_texts("L'auteur a écrit : « " + "mot " * 60 + "».")[0].strip().startswith("mot mot")
+    assert quoted_texts("Laut dem Bericht „" + "Wort " * 60 + "“.")[0].startswith("Wort Wort")
+    assert quoted_texts("Und ein langer Satz „" + "Wort " * 60 + "“ ohne Namen.") == []
+    assert quoted_texts("他说：「管道是单向的通道」。") == ["管道是单向的通道"]  # short, corner brackets
+    # A long Chinese passage between bare quotation marks is a pasted passage, not a short quotation: its
+    # 128 characters are one "word" to white space.
+    assert quoted_texts(f"“{long_zh}”") == []
+    assert quoted_texts(f"「{long_zh}」") == []
+
+
+def test_word_count_weighs_chinese_characters():
+    from provenance.textnorm import word_count
+
+    assert word_count("three plain words") == 3
+    assert word_count("管道是单向的") == 3  # six characters, half a word each
+    assert word_count("the 管道 pipe") == 3

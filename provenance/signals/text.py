@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,7 +19,16 @@ import numpy as np
 from ..align import Region, align, covered
 from ..content import Content
 from ..report import Evidence, Observation, Span
-from ..textnorm import MAX_WORD_CHARS, Tokens, content_tokens, iter_sentence_spans, snippet, tokenize
+from ..textnorm import (
+    MAX_WORD_CHARS,
+    NO_SPACE_CHAR,
+    NO_SPACE_WORDS_PER_CHAR,
+    Tokens,
+    content_tokens,
+    iter_sentence_spans,
+    snippet,
+    tokenize,
+)
 from .base import Fingerprint, Signal, SignalIndex, SignalSkipped, Store, Variants
 
 if TYPE_CHECKING:
@@ -355,7 +363,7 @@ def _passage_spans(text: str, target_words: int, max_words: int) -> tuple[tuple[
         toks = tokenize(part, max_words=want)
         if not len(toks):
             continue
-        pieces = _weighted_words(part, toks) if _NO_SPACE_CHAR.search(part) else None
+        pieces = _weighted_words(part, toks) if NO_SPACE_CHAR.search(part) else None
         n = sum(w for _, _, w in pieces) if pieces else float(len(toks))
         words_seen += n
         if n > max_words and pieces:
@@ -383,26 +391,17 @@ def _passage_spans(text: str, target_words: int, max_words: int) -> tuple[tuple[
     return tuple(spans)
 
 
-#: Han ideographs and kana: scripts written without spaces, where a whole clause is one ``\w`` run.
-_NO_SPACE_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-#: Words each such character counts for when passages are measured: about two characters make a word, so a
-#: Chinese or Japanese passage holds about as much as an English one. Counted as runs, a 300-character
-#: Chinese text of four paragraphs was 19 "words" and one passage, and its English source's translation
-#: could not form a run of two (USE pair cosines 0.65-0.83 paragraph by paragraph, 0.62-0.69 as one).
-NO_SPACE_WORDS_PER_CHAR = 0.5
-
-
 def _weighted_words(part: str, toks: Tokens) -> list[tuple[int, int, float]]:
     """``(start, end, words)`` of ``part``'s words, a run of Han or kana cut into its characters
     (:data:`NO_SPACE_WORDS_PER_CHAR` each) and the other characters of such a run kept together."""
     out: list[tuple[int, int, float]] = []
     for a, b in zip(toks.starts, toks.ends):
-        if not _NO_SPACE_CHAR.search(part, a, b):
+        if not NO_SPACE_CHAR.search(part, a, b):
             out.append((a, b, 1.0))
             continue
         run = None
         for k in range(a, b):
-            if _NO_SPACE_CHAR.match(part, k):
+            if NO_SPACE_CHAR.match(part, k):
                 if run is not None:
                     out.append((run, k, 1.0))
                     run = None
