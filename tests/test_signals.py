@@ -158,18 +158,3 @@ def test_an_upright_picture_on_a_plain_ground_is_not_rectified():
     canvas.paste(sample_photo(13, (200, 150)), (100, 80))
     assert rectify(canvas) is None  # the border trim's case, not a tilt
 
-
-def test_each_cell_of_a_collage_is_a_query_variant_and_never_stored():
-    from provenance.signals.image import grid_cells
-    photos = [sample_photo(seed, (200, 150)) for seed in (21, 22, 23, 24)]
-    collage = Image.new("RGB", (440, 340), (250, 250, 250))
-    for k, photo in enumerate(photos):
-        collage.paste(photo, (10 + (k % 2) * 220, 10 + (k // 2) * 170))
-    assert len(grid_cells(collage)) == 4
-    assert grid_cells(photos[0]) == []  # one picture is no grid
-    pdq = PDQSignal()
-    stored = pdq.fingerprint(load_content(_png(photos[3])))[0].value
-    variants = dict(pdq.query_variants(load_content(_png(collage))))
-    assert min(hamming(v[0].value, stored) for n, v in variants.items() if n.startswith("cell+")) <= pdq.threshold
-    assert [f.value for f in pdq.stored_from_variants(list(variants.items()))] == [
-        f.value for f in pdq.fingerprint(load_content(_png(collage)))]

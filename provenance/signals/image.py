@@ -43,10 +43,8 @@ TRIMMED = "trimmed+"
 BLOCK = "block+"
 #: Prefix of the query variant computed on the rectified picture (:func:`rectify`).
 RECTIFIED = "rectified+"
-#: Prefix of the query variants computed on each cell of a grid (:func:`grid_cells`).
-CELL = "cell+"
 #: Variants a query has and a stored picture never does (``audit --add`` stores from query variants).
-QUERY_ONLY = (RECTIFIED, CELL)
+QUERY_ONLY = (RECTIFIED,)
 
 
 def trim_uniform_border(img: Image.Image, tol: int = 16, min_share: float = 0.97,
@@ -111,31 +109,6 @@ def _longest_run(mask: np.ndarray) -> tuple[int, int]:
     starts, ends = edges[::2], edges[1::2]
     k = int(np.argmax(ends - starts))
     return int(starts[k]), int(ends[k])
-
-
-def _runs(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
-    """``[start, end)`` of every run of True values at least ``min_len`` long."""
-    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_len]
-
-
-def grid_cells(img: Image.Image, tol: int = 16, min_share: float = 0.97, min_side: float = 0.2,
-               max_cells: int = 9) -> list[Image.Image]:
-    """The pictures of a grid (a collage, a contact sheet): blocks of non-flat rows, each cut at its flat
-    columns, every cell at least ``min_side`` of the image's height and width; ``[]`` unless there are
-    two to ``max_cells`` cells. :func:`content_block` keeps only the largest block, which is another picture
-    of a collage as often as it is the copied one."""
-    planes = np.asarray(img, dtype=np.int16).transpose(2, 0, 1).copy()
-    h, w = planes.shape[1:]
-    cells: list[tuple[int, int, int, int]] = []
-    for top, bottom in _runs(~_flat_lines(planes, 1, tol, min_share), max(8, int(min_side * h))):
-        band = planes[:, top:bottom]
-        cells += [(left, top, right, bottom)
-                  for left, right in _runs(~_flat_lines(band, 0, tol, min_share), max(8, int(min_side * w)))]
-    if not 2 <= len(cells) <= max_cells:
-        return []
-    return [img.crop(box) for box in cells]
 
 
 def content_block(img: Image.Image, tol: int = 16, min_share: float = 0.97,
@@ -356,14 +329,11 @@ class PDQSignal(HashSignal):
 
     @staticmethod
     def _images(content: Content, query: bool = False) -> list[tuple[str, Image.Image]]:
-        """The whole image and its derived images; for a query also the rectified picture (:func:`rectify`)
-        and the cells of a grid (:func:`grid_cells`), which are never stored: an indexed picture is taken as
-        upright and whole, a copy may be tilted or one cell of a collage."""
+        """The whole image and its derived images; for a query also the rectified picture (:func:`rectify`),
+        which is never stored: an indexed picture is taken as upright, a copy may be tilted."""
         assert content.image is not None
         rectified = rectify(content.image) if query else None
-        cells = [(f"{CELL}{k}+", cell) for k, cell in enumerate(grid_cells(content.image))] if query else []
-        return ([("", content.image)] + _derived(content) + ([(RECTIFIED, rectified)] if rectified else [])
-                + cells)
+        return [("", content.image)] + _derived(content) + ([(RECTIFIED, rectified)] if rectified else [])
 
     def _hashes(self, content: Content, dihedral: bool) -> list[tuple[str, Fingerprint]]:
         """Named PDQ hashes of the whole image and its derived images (all 8 dihedral ones, and the
