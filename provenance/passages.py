@@ -269,12 +269,12 @@ def _script(ch: str) -> str:
     return name.split(" ", 1)[0] if name else "OTHER"
 
 
-def _script_counts(text: str, limit: int = 2000) -> Counter[str]:
-    """Letters per script in the first ``limit`` characters. The characters are counted first (in C) and
-    each distinct letter named once: a check guesses the language of every passage window, and naming
-    every character took most of that time."""
+def _script_counts(chars: Counter[str]) -> Counter[str]:
+    """Letters per script, from the counts of each character (``Counter(text)``, counted in C): each
+    distinct letter is named once. A check guesses the language of every passage window, and naming every
+    character took most of that time."""
     counts: Counter[str] = Counter()
-    for ch, n in Counter(text[:limit]).items():
+    for ch, n in chars.items():
         if ch.isalpha():
             counts[_script(ch)] += n
     return counts
@@ -284,14 +284,13 @@ def _script_counts(text: str, limit: int = 2000) -> Counter[str]:
 _CYRILLIC_MARKS = (("uk", "іїєґ"), ("mk", "ѓќѕ"), ("sr", "ђћ"), ("sr", "јљњџ"))
 
 
-def _cyrillic_language(text: str) -> str:
-    """Ukrainian, Macedonian or Serbian where their own letters make up at least 0.5 % of the letters, else
-    Russian (measured on Debian's Russian, Ukrainian and Serbian manual pages: bench/RESULTS.md, "Translated
-    copies in held-out languages")."""
-    letters = Counter(text[:2000].lower())
-    total = sum(n for ch, n in letters.items() if ch.isalpha())
+def _cyrillic_language(chars: Counter[str]) -> str:
+    """Ukrainian, Macedonian or Serbian where their own letters (either case) make up at least 0.5 % of the
+    letters in ``chars`` (the counts of each character), else Russian (measured on Debian's Russian,
+    Ukrainian and Serbian manual pages: bench/RESULTS.md, "Translated copies in held-out languages")."""
+    total = sum(n for ch, n in chars.items() if ch.isalpha())
     for lang, marks in _CYRILLIC_MARKS:
-        if sum(letters[ch] for ch in marks) >= 0.005 * total:
+        if sum(chars[ch] for ch in marks + marks.upper()) >= 0.005 * total:
             return lang
     return "ru"
 
@@ -303,7 +302,8 @@ def guess_language(text: str, *, min_hits: float = 1.5) -> str:
     Latin text is scored by how many of its words are in each language's function-word profile; the winner
     needs ``min_hits`` such words and a clear lead (1.25x) over the runner-up, else ``"und"``.
     """
-    scripts = _script_counts(text)
+    chars = Counter(text[:2000])
+    scripts = _script_counts(chars)
     total = sum(scripts.values())
     if not total:
         return "und"
@@ -318,7 +318,7 @@ def guess_language(text: str, *, min_hits: float = 1.5) -> str:
     if by_lang:
         lang, n = by_lang.most_common(1)[0]
         if n >= 0.5 * total:
-            return _cyrillic_language(text) if lang == "ru" else lang
+            return _cyrillic_language(chars) if lang == "ru" else lang
     words = tokenize(text[:5000]).words
     # One-letter words are left out: in formulas and option lists they are variables, not articles.
     words = [w for w in words if len(w) > 1]
