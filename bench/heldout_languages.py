@@ -29,7 +29,6 @@ every stored and draft passage window is guessed one language or undetermined.
 
 from __future__ import annotations
 
-import argparse
 import random
 import re
 import tempfile
@@ -46,7 +45,7 @@ from provenance.signals import XlingualSignal
 from . import translation
 from .common import SEED, log, machine, save_json, table, wilson_hi
 from .manpages import PACKAGES, Page, ensure_manpages, load_pages, manpage_files, read_page
-from .sections import write_section
+from .sections import section_cli
 
 #: Package suffix -> trained on by USE multilingual v3.
 LANGUAGES: dict[str, bool] = {"pl": True, "pt-br": True, "nl": True, "ru": True, "cs": False, "ro": False,
@@ -54,37 +53,6 @@ LANGUAGES: dict[str, bool] = {"pl": True, "pt-br": True, "nl": True, "ru": True,
                               "vi": False}
 #: Fewer held-out host pages than this in a language: too few to draw distinct drafts from.
 MIN_HOSTS = 5
-
-
-def counts(idx: Index, ids: list[int], drafts: list[translation.Draft]) -> dict[str, dict[str, Any]]:
-    """Per language: positives, found, wrong page, negatives, false, skipped (the cross-lingual search did not
-    run), and the draft languages named by found evidence."""
-    out: dict[str, dict[str, Any]] = {}
-    xl = XlingualSignal.name
-    for d in drafts:
-        if d.shares_source:
-            continue
-        r = out.setdefault(d.lang, {"pos": 0, "found": 0, "wrong": 0, "neg": 0, "false": 0, "skipped": 0,
-                                    "named": Counter()})
-        rep = idx.check_content(load_content(d.text))
-        r["skipped"] += any(s["signal"] == xl for s in rep.skipped)
-        if d.kind == "negative":
-            r["neg"] += 1
-            r["false"] += bool(rep.matches)
-            continue
-        r["pos"] += 1
-        assert d.source_page is not None and d.plant is not None
-        right = {ids[d.source_page], *(ids[k] for k in d.also_sources)}
-        r["wrong"] += any(m.id not in right for m in rep.matches)
-        a, b = d.plant
-        hit = [m for m in rep.matches if m.id in right and any(
-            sp.start < b and sp.end > a for o in m.observations if o.passed and o.evidence
-            for sp, _ in o.evidence.span_pairs())]
-        r["found"] += bool(hit)
-        ev = next((m.evidence[xl] for m in hit if xl in m.evidence), None)
-        if ev:
-            r["named"][f"{ev['relation']} {ev['draft_language']}→{ev['source_language']}"] += 1
-    return out
 
 
 #: Package suffix -> the code :func:`guess_language` should name (for the guess's accuracy).
@@ -202,7 +170,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         with Index.open(Path(tmp) / "idx", create=True) as idx:
             ids = [r.id for r in idx.add([t for _, t in sources], source="manpages")]
             log(f"heldout_languages: {len(sources)} English pages indexed; checking {len(drafts)} drafts")
-            res = counts(idx, ids, drafts)
+            res = translation.product_counts(idx, ids, drafts)
     english = {p.name: p for p in load_pages(x, ())}
     whole = whole_page_drafts(x, english, per_side=20 if quick else 60)
     with tempfile.TemporaryDirectory(prefix="bench-hl-") as tmp:
@@ -276,14 +244,7 @@ def summarise(res: dict[str, Any], quick: bool) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--write", action="store_true", help="write the section of bench/RESULTS.md")
-    args = ap.parse_args()
-    md = summarise(run(args.quick), args.quick)
-    print(md)
-    if args.write:
-        write_section("heldout_languages", md)
+    section_cli("heldout_languages", __doc__ or "", run, summarise)
 
 
 if __name__ == "__main__":

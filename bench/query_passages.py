@@ -25,7 +25,6 @@ rounds, forms in turn) and the draft encoding alone.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -40,7 +39,7 @@ from provenance.signals.text import nearest_cosine
 from . import reword, translation
 from .common import log, machine, save_json, table, wilson_hi
 from .manpages import ensure_manpages, load_pages
-from .sections import write_section
+from .sections import section_cli
 from .text_speed import _draft_1000, query_form
 
 #: name -> (MiniLM query precision, MiniLM ``query_refine_at``, USE ``query_refine_at``, MiniLM
@@ -55,34 +54,6 @@ FORMS: dict[str, tuple[str, float | None, float | None, float | None, bool]] = {
     "as above, MiniLM fp32 again from 0.55": ("int8", 0.45, 0.40, 0.55, False),
     "shipped: as above, USE skipped where one language": ("int8", 0.45, 0.40, 0.55, True),
 }
-
-
-def translation_counts(idx: Index, ids: list[int], drafts: list[translation.Draft]) -> dict[str, dict[str, int]]:
-    """Per language: positives, found (the source page among the matches, its draft span overlapping the
-    planted block), wrong page; negatives, false (any match). Drafts holding indexed text verbatim are
-    left out, as in bench/translation.py."""
-    out: dict[str, dict[str, int]] = {}
-    for d in drafts:
-        if d.shares_source:
-            continue
-        r = out.setdefault(d.lang, {"pos": 0, "found": 0, "wrong": 0, "neg": 0, "false": 0})
-        rep = idx.check_content(load_content(d.text))
-        if d.kind == "negative":
-            r["neg"] += 1
-            r["false"] += bool(rep.matches)
-            continue
-        r["pos"] += 1
-        assert d.source_page is not None and d.plant is not None
-        right = {ids[d.source_page], *(ids[k] for k in d.also_sources)}
-        a, b = d.plant
-        for m in rep.matches:
-            if m.id not in right:
-                r["wrong"] += 1
-                break
-        hit = [m for m in rep.matches if m.id in right]
-        r["found"] += any(sp.start < b and sp.end > a for m in hit for o in m.observations
-                          if o.passed and o.evidence for sp, _ in o.evidence.span_pairs())
-    return out
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -104,7 +75,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 with query_form(*form):
                     log(f"query_passages: {name}")
                     res["reword"][name] = reword.product_counts(r_idx, r_ids, r_drafts)
-                    res["translation"][name] = translation_counts(t_idx, t_ids, t_drafts)
+                    res["translation"][name] = translation.product_counts(t_idx, t_ids, t_drafts)
             # Speed: the forms take turns round by round, every model loaded first.
             times: dict[str, list[float]] = {n: [] for n in FORMS}
             enc: dict[str, list[float]] = {n: [] for n in FORMS}
@@ -189,14 +160,7 @@ def summarise(res: dict[str, Any], quick: bool) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--write", action="store_true", help="write the section of bench/RESULTS.md")
-    args = ap.parse_args()
-    md = summarise(run(args.quick), args.quick)
-    print(md)
-    if args.write:
-        write_section("query_passages", md)
+    section_cli("query_passages", __doc__ or "", run, summarise)
 
 
 if __name__ == "__main__":

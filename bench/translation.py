@@ -35,17 +35,24 @@ import json
 import random
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from provenance.content import load_content
 from provenance.encoders import OnnxMiniLMEncoder, TextEncoder, UseMultilingualEncoder
 from provenance.passages import aligned_runs, guess_language
+from provenance.signals import XlingualSignal
 from provenance.signals.text import passage_spans
 
 from .common import OUT, SEED, log, machine, table, wilson_hi
 from .manpages import LANGS, Page, ensure_manpages, load_pages
 from .sections import write_section
+
+if TYPE_CHECKING:
+    from provenance.checker import Index
 
 SOURCE_WORDS = 700
 #: Pairs under this cosine are never evidence for any rule swept here; storing only pages above it keeps
@@ -197,6 +204,41 @@ def build(pages: list[Page], n_pos: int, n_neg: int, langs: tuple[str, ...] = LA
                                 (offsets[si][a][0], offsets[si][b - 1][1]), block, shares(host_pairs),
                                 frozenset(h for q in indexed[si].english[a:b] for h in holders.get(_norm(q), ()))))
     return sources, drafts
+
+
+def product_counts(idx: Index, ids: list[int], drafts: list[Draft]) -> dict[str, dict[str, Any]]:
+    """Every draft through ``idx.check_content`` (``ids``: the item id of each indexed page). Per language:
+    positives, found (the source page, or a page holding the planted paragraphs verbatim, matched with its
+    draft span overlapping the plant), wrong page, negatives, false (any match), skipped (the cross-lingual
+    search did not run), and the draft languages the found evidence names. Drafts holding indexed text
+    verbatim are left out, as in :func:`build`."""
+    out: dict[str, dict[str, Any]] = {}
+    xl = XlingualSignal.name
+    for d in drafts:
+        if d.shares_source:
+            continue
+        r = out.setdefault(d.lang, {"pos": 0, "found": 0, "wrong": 0, "neg": 0, "false": 0, "skipped": 0,
+                                    "named": Counter()})
+        rep = idx.check_content(load_content(d.text))
+        r["skipped"] += any(s["signal"] == xl for s in rep.skipped)
+        if d.kind == "negative":
+            r["neg"] += 1
+            r["false"] += bool(rep.matches)
+            continue
+        r["pos"] += 1
+        assert d.source_page is not None and d.plant is not None
+        right = {ids[d.source_page], *(ids[k] for k in d.also_sources)}
+        r["wrong"] += any(m.id not in right for m in rep.matches)
+        a, b = d.plant
+        hit = [m for m in rep.matches if m.id in right and any(
+            sp.start < b and sp.end > a for o in m.observations if o.passed and o.evidence
+            for sp, _ in o.evidence.span_pairs())]
+        r["found"] += bool(hit)
+        ev = next((m.evidence[xl] for m in hit if xl in m.evidence), None)
+        if ev:
+            r["named"][f"{ev['relation']} {ev['draft_language']}→{ev['source_language']}"] += 1
+    return out
+
 
 
 # ---------------------------------------------------------------------------------------------------
