@@ -366,12 +366,8 @@ def _passage_spans(text: str, target_words: int, max_words: int) -> tuple[tuple[
         pieces = _weighted_words(part, toks) if NO_SPACE_CHAR.search(part) else None
         n = sum(w for _, _, w in pieces) if pieces else float(len(toks))
         words_seen += n
-        if n > max_words and pieces:
-            units += _windows(s, pieces, target_words)
-        elif n > max_words:
-            for i in range(0, len(toks), target_words):
-                j = min(i + target_words, len(toks))
-                units.append((s + toks.starts[i], s + toks.ends[j - 1], j - i))
+        if n > max_words:
+            units += _windows(s, pieces or [(a, b, 1.0) for a, b in zip(toks.starts, toks.ends)], target_words)
         else:
             units.append((s, s + toks.ends[-1] if cut < e or toks.truncated else e, n))
     spans: list[tuple[int, int]] = []
@@ -414,7 +410,8 @@ def _weighted_words(part: str, toks: Tokens) -> list[tuple[int, int, float]]:
 
 
 def _windows(offset: int, pieces: Sequence[tuple[int, int, float]], target_words: int) -> list[tuple[int, int, float]]:
-    """A long sentence's weighted words cut into units of about ``target_words`` words."""
+    """A long sentence's words (``(start, end, weight)`` from ``offset``) cut into units of ``target_words``
+    words, the last one shorter."""
     units: list[tuple[int, int, float]] = []
     start, words = 0, 0.0
     for k, (_, _, w) in enumerate(pieces):
