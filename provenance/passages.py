@@ -295,6 +295,16 @@ def _cyrillic_language(chars: Counter[str]) -> str:
     return "ru"
 
 
+def _vietnamese(chars: Counter[str]) -> bool:
+    """Whether at least 2 % of the letters in ``chars`` (and three or more) are ones only Vietnamese writes
+    among Latin-script languages: the horned o and u, and the vowels with two marks (Latin Extended
+    Additional, U+1EA0-U+1EF9). Vietnamese words are one syllable each and share no function words with
+    the profiles, which guessed it Spanish or undetermined."""
+    total = sum(n for ch, n in chars.items() if ch.isalpha())
+    own = sum(n for ch, n in chars.items() if ch in "ơưƠƯ" or "\u1ea0" <= ch <= "\u1ef9")
+    return own >= 3 and own >= 0.02 * total
+
+
 def guess_language(text: str, *, min_hits: float = 1.5) -> str:
     """ISO 639-1 code of the language ``text`` is mostly written in, or ``"und"`` if it cannot tell.
 
@@ -319,6 +329,8 @@ def guess_language(text: str, *, min_hits: float = 1.5) -> str:
         lang, n = by_lang.most_common(1)[0]
         if n >= 0.5 * total:
             return _cyrillic_language(chars) if lang == "ru" else lang
+    if _vietnamese(chars):
+        return "vi"
     words = tokenize(text[:5000]).words
     # One-letter words are left out: in formulas and option lists they are variables, not articles.
     words = [w for w in words if len(w) > 1]

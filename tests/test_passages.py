@@ -127,6 +127,9 @@ def test_run_gate_checks_its_thresholds():
      "стандартного вводу і повертає ненульове значення, якщо сталася помилка.", "uk"),
     ("Ова команда исписује садржај датотеке на стандардни излаз. Ако није наведена ниједна датотека, чита са "
      "стандардног улаза и враћа вредност различиту од нуле ако дође до грешке.", "sr"),
+    # Vietnamese by its own letters (it was guessed Spanish: "tệp", "có" ...).
+    ("Lệnh này hiển thị nội dung của tệp đã cho ra đầu ra tiêu chuẩn. Nếu không có tệp nào, nó đọc từ đầu "
+     "vào tiêu chuẩn và trả về giá trị khác không khi có lỗi.", "vi"),
     ("タイマーが切れるとプロセスはシグナルを受け取ります。", "ja"),
     ("计时器到期时进程收到信号。", "zh"),
     ("", "und"),
@@ -135,6 +138,13 @@ def test_run_gate_checks_its_thresholds():
 ])
 def test_guess_language(text, lang):
     assert guess_language(text) == lang
+
+
+def test_latin_letters_other_languages_share_do_not_make_vietnamese():
+    # Croatian writes đ and Romanian ă: neither is one of Vietnamese's horned or double-marked vowels.
+    assert guess_language("Ova naredba ispisuje sadržaj zadane datoteke; ako đak ne zada datoteku, čita "
+                          "sa standardnog ulaza đ đ đ.") != "vi"
+    assert guess_language("Această comandă afișează conținutul fișierului la ieșirea standard.") != "vi"
 
 
 def test_chinese_sentences_end_at_their_stops_and_passages_weigh_characters():
