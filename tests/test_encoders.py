@@ -83,6 +83,14 @@ def test_onnx_order_and_batching_do_not_change_vectors(onnx_fp32, onnx_cache):
     assert onnx_fp32.encode([]).shape == (0, 384)
 
 
+def test_onnx_worker_threads_sleep_between_sections(onnx_fp32):
+    # A check runs sessions back to back beside other processes; spinning workers would hold the cores.
+    onnx_fp32.load()
+    opts = onnx_fp32._session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.inter_op_num_threads == 1
+
+
 def test_onnx_cache_file_is_written_once_and_atomically(onnx_fp32, onnx_cache):
     path = onnx_fp32.graph_path()
     assert path.is_file() and path.parent == onnx_cache
