@@ -126,6 +126,47 @@ def test_small_index_does_not_apply_document_frequency(tmp_path):
     with Index(tmp_path / "idx", create=True) as idx:
         idx.add([d + "\n\n" + SIGN_OFF + "\n" for d in docs[:6]], source="blog")
         report = idx.check_text(docs[40] + "\n\n" + SIGN_OFF + "\n")
-    # Six documents cannot tell a formula from a copy: the shared 15 words count, as before.
-    assert report.verdict == "near-duplicate"
+    # Six documents cannot tell a formula from a copy: the shared 15 words count, as before, as one short
+    # copied region of a long draft (``partial``: reported, and failing ``--fail-on partial`` only).
+    assert report.verdict == "partial"
     assert report.matches[0].evidence["text-shingle"]["common_at"] == 0
+    assert report.matches[0].evidence["text-shingle"]["passed"]
+    assert report.fails("partial") and not report.fails("near-duplicate")
+
+
+def _sentence_of(text: str, lo: int, hi: int) -> str:
+    """The first sentence of ``text`` with ``lo``..``hi`` words."""
+    for s in text.replace("\n", " ").split(". "):
+        if lo <= len(s.split()) <= hi:
+            return s.strip() + "."
+    raise AssertionError(f"no sentence of {lo}-{hi} words")
+
+
+@needs_data
+def test_one_shared_sentence_in_a_long_draft_is_partial_and_more_is_near_duplicate(tmp_path):
+    docs = _docs()
+    with Index(tmp_path / "idx", create=True) as idx:
+        ids = [r.id for r in idx.add(docs[:6], source="news")]
+        one = _sentence_of(docs[2], 13, 22)
+        long_draft = docs[40] + " " + docs[41] + "\n\n" + one + "\n"
+        partial = idx.check_text(long_draft)
+        short_draft = one + " Our own words follow it here."
+        short = idx.check_text(short_draft)
+    m = partial.matches[0]
+    assert partial.verdict == "partial" and m.id == ids[2]
+    ev = m.evidence["text-shingle"]
+    assert ev["passed"] and ev["regions"][0]["draft"]["start"] == long_draft.index(one)
+    assert partial.fails("partial") and not partial.fails("near-duplicate")
+    # The same sentence as most of a short draft is the draft copied: near-duplicate.
+    assert short.verdict == "near-duplicate" and short.matches[0].id == ids[2]
+
+
+@needs_data
+def test_a_copied_passage_in_a_long_draft_is_near_duplicate(tmp_path):
+    docs = _docs()
+    with Index(tmp_path / "idx", create=True) as idx:
+        ids = [r.id for r in idx.add(docs[:6], source="news")]
+        passage = docs[2][: docs[2].find(". ", 200) + 1]  # the first 35-odd words
+        assert len(passage.split()) >= 30
+        report = idx.check_text(docs[40] + " " + docs[41] + "\n\n" + passage + "\n")
+    assert report.verdict == "near-duplicate" and report.matches[0].id == ids[2]

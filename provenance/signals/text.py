@@ -7,6 +7,7 @@ Offsets in every fingerprint and in the evidence are character offsets into that
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable, Sequence
@@ -112,6 +113,12 @@ class ShingleSignal(Signal):
     #: Matched shingles separated by at most this many words (in draft and source) join one region, so
     #: typos and word swaps every few words do not split a lightly edited passage.
     max_gap = 8
+    #: A copy is ``near-duplicate`` when its regions hold at least this many distinctive draft words (more
+    #: than one sentence), or at least ``substantial_share`` of the draft's or of the source's words. Less
+    #: (one shared sentence or formula in a long draft, or a template line two documents share) is
+    #: ``partial``: reported with its spans, failing ``--fail-on partial`` but not the default gate.
+    substantial_words = 25
+    substantial_share = 0.5
 
     def grams(self, content: Content) -> tuple[Tokens, np.ndarray]:
         """The folded words of ``content`` and the hash of every n-gram (``SignalSkipped`` if too short)."""
@@ -256,7 +263,11 @@ class ShingleIndex(SignalIndex[ShingleQuery]):
                                   query.text, query.tokens, source_text, src_tokens)
                           for r, d, df in shown[:MAX_REGIONS]),
             boilerplate=boilerplate, common_at=query.common_at)
-        return self.observation(max(d for _, d, _ in weighed), coverage, ev)
+        obs = self.observation(max(d for _, d, _ in weighed), coverage, ev)
+        copied = sum(d for _, d, _ in strong)
+        if strong and copied < s.substantial_words and max(ev.draft_coverage, ev.source_coverage) < s.substantial_share:
+            obs = dataclasses.replace(obs, verdict_on_match="partial")
+        return obs
 
 
 def common_cutoff(text_items: int) -> int:
