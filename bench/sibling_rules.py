@@ -66,8 +66,10 @@ def pairwise(hashes: dict[int, np.ndarray]) -> tuple[dict[int, int], np.ndarray]
     return pos, m
 
 
-def evaluate(raw: dict[str, Any], pos: dict[int, int], m: np.ndarray, adaptive: bool, ambiguous: bool) -> dict:
-    """Recall, false matches and wrong-item matches of the product's hash rules with the chosen rules."""
+def evaluate(raw: dict[str, Any], pos: dict[int, int], m: np.ndarray, adaptive: bool, ambiguous: bool,
+             ambiguous_pdq: bool = False) -> dict:
+    """Recall, false matches and wrong-item matches of the product's hash rules with the chosen rules
+    (``ambiguous_pdq``: the ambiguity rule drops PDQ-decided matches too)."""
     def bar(item: int) -> float:
         if item not in pos:
             return PDQSignal.corroborating_distance
@@ -96,7 +98,7 @@ def evaluate(raw: dict[str, Any], pos: dict[int, int], m: np.ndarray, adaptive: 
         kept = [(x, *passes(x)) if x["signal"] in ("pdq", "phash") else (x, True, True) for x in q["prod"]]
         kept = [(x, by_pdq) for x, ok, by_pdq in kept if ok]
         if ambiguous:
-            kept = [(x, by_pdq) for x, by_pdq in kept if by_pdq or x["pdq"] is None or not any(
+            kept = [(x, by_pdq) for x, by_pdq in kept if (by_pdq and not ambiguous_pdq) or x["pdq"] is None or not any(
                 o["id"] != x["id"] and o["pdq"] is not None and x["id"] in pos and o["id"] in pos
                 and m[pos[x["id"]], pos[o["id"]]] > DUPLICATE_PDQ
                 and o["pdq"] <= x["pdq"] + AMBIGUITY_MARGIN for o, _ in kept)]
@@ -119,6 +121,7 @@ def main() -> None:
     for adaptive, ambiguous in ((False, False), (True, False), (False, True), (True, True)):
         name = " + ".join(n for n, on in (("adaptive bar", adaptive), ("ambiguous", ambiguous)) if on) or "as shipped"
         print(name, json.dumps(evaluate(raw, pos, m, adaptive, ambiguous)))
+    print("ambiguous, PDQ's matches too", json.dumps(evaluate(raw, pos, m, False, True, ambiguous_pdq=True)))
 
 
 if __name__ == "__main__":
