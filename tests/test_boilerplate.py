@@ -155,10 +155,11 @@ def test_one_shared_sentence_in_a_long_draft_is_partial_and_more_is_near_duplica
     m = partial.matches[0]
     assert partial.verdict == "partial" and m.id == ids[2]
     ev = m.evidence["text-shingle"]
-    assert ev["passed"] and ev["regions"][0]["draft"]["start"] == long_draft.index(one)
+    assert ev["passed"] and ev["short_copy"] and ev["regions"][0]["draft"]["start"] == long_draft.index(one)
     assert partial.fails("partial") and not partial.fails("near-duplicate")
     # The same sentence as most of a short draft is the draft copied: near-duplicate.
     assert short.verdict == "near-duplicate" and short.matches[0].id == ids[2]
+    assert not short.matches[0].evidence["text-shingle"]["short_copy"]
 
 
 @needs_data

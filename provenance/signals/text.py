@@ -174,6 +174,9 @@ class ShingleEvidence(Evidence):
     boilerplate: bool = False
     #: Items holding a shingle before it is common (0: the index is too small for document frequency).
     common_at: int = 0
+    #: The copied words are too few for ``near-duplicate`` (``ShingleSignal.substantial_words``, and under
+    #: half of both texts): the match says ``partial``.
+    short_copy: bool = False
 
     def summary(self) -> str:
         """e.g. ``longest shared run 57 words; 40% of the draft, 12% of the source``, or for a shared
@@ -182,8 +185,10 @@ class ShingleEvidence(Evidence):
             r = self.regions[0]
             return (f"boilerplate: {r.words}-word run shared by {r.shared_by} indexed documents "
                     f"({r.distinctive_words} words not common)")
+        short = f"; a short copy (under {ShingleSignal.substantial_words} words and half of either text)" \
+            if self.short_copy else ""
         return (f"longest shared run {self.longest_run_words} words; {self.draft_coverage:.0%} of the "
-                f"draft, {self.source_coverage:.0%} of the source")
+                f"draft, {self.source_coverage:.0%} of the source{short}")
 
     def details(self) -> list[str]:
         """The first two copied regions with snippets."""
@@ -254,20 +259,18 @@ class ShingleIndex(SignalIndex[ShingleQuery]):
         strong = [w for w in long_runs if w[1] >= s.threshold]
         boilerplate = not strong and bool(long_runs)
         coverage = covered([w[0] for w in strong], len(query.tokens))
+        source_coverage = covered([Region(w[0].s_start, w[0].s_end, 0, 0, 0) for w in strong], len(src_tokens))
+        short = bool(strong) and sum(w[1] for w in strong) < s.substantial_words \
+            and max(coverage, source_coverage) < s.substantial_share
         shown = strong or long_runs or weighed[:1]
         ev = ShingleEvidence(
-            longest_run_words=regions[0].words, draft_coverage=coverage,
-            source_coverage=covered([Region(w[0].s_start, w[0].s_end, 0, 0, 0) for w in strong],
-                                    len(src_tokens)),
+            longest_run_words=regions[0].words, draft_coverage=coverage, source_coverage=source_coverage,
             regions=tuple(_region(r, d, df, r.words >= s.threshold and d < s.threshold,
                                   query.text, query.tokens, source_text, src_tokens)
                           for r, d, df in shown[:MAX_REGIONS]),
-            boilerplate=boilerplate, common_at=query.common_at)
+            boilerplate=boilerplate, common_at=query.common_at, short_copy=short)
         obs = self.observation(max(d for _, d, _ in weighed), coverage, ev)
-        copied = sum(d for _, d, _ in strong)
-        if strong and copied < s.substantial_words and max(ev.draft_coverage, ev.source_coverage) < s.substantial_share:
-            obs = dataclasses.replace(obs, verdict_on_match="partial")
-        return obs
+        return dataclasses.replace(obs, verdict_on_match="partial") if short else obs
 
 
 def common_cutoff(text_items: int) -> int:
