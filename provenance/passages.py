@@ -284,25 +284,23 @@ def _script_counts(chars: Counter[str]) -> Counter[str]:
 _CYRILLIC_MARKS = (("uk", "іїєґ"), ("mk", "ѓќѕ"), ("sr", "ђћ"), ("sr", "јљњџ"))
 
 
-def _cyrillic_language(chars: Counter[str]) -> str:
+def _cyrillic_language(chars: Counter[str], letters: int) -> str:
     """Ukrainian, Macedonian or Serbian where their own letters (either case) make up at least 0.5 % of the
-    letters in ``chars`` (the counts of each character), else Russian (measured on Debian's Russian,
+    ``letters`` in ``chars`` (the counts of each character), else Russian (measured on Debian's Russian,
     Ukrainian and Serbian manual pages: bench/RESULTS.md, "Translated copies in held-out languages")."""
-    total = sum(n for ch, n in chars.items() if ch.isalpha())
     for lang, marks in _CYRILLIC_MARKS:
-        if sum(chars[ch] for ch in marks + marks.upper()) >= 0.005 * total:
+        if sum(chars[ch] for ch in marks + marks.upper()) >= 0.005 * letters:
             return lang
     return "ru"
 
 
-def _vietnamese(chars: Counter[str]) -> bool:
-    """Whether at least 2 % of the letters in ``chars`` (and three or more) are ones only Vietnamese writes
+def _vietnamese(chars: Counter[str], letters: int) -> bool:
+    """Whether at least 2 % of the ``letters`` in ``chars`` (and three or more) are ones only Vietnamese writes
     among Latin-script languages: the horned o and u, and the vowels with two marks (Latin Extended
     Additional, U+1EA0-U+1EF9). Vietnamese words are one syllable each and share no function words with
     the profiles, which guessed it Spanish or undetermined."""
-    total = sum(n for ch, n in chars.items() if ch.isalpha())
     own = sum(n for ch, n in chars.items() if ch in "ơưƠƯ" or "\u1ea0" <= ch <= "\u1ef9")
-    return own >= 3 and own >= 0.02 * total
+    return own >= 3 and own >= 0.02 * letters
 
 
 def guess_language(text: str, *, min_hits: float = 1.5) -> str:
@@ -328,8 +326,8 @@ def guess_language(text: str, *, min_hits: float = 1.5) -> str:
     if by_lang:
         lang, n = by_lang.most_common(1)[0]
         if n >= 0.5 * total:
-            return _cyrillic_language(chars) if lang == "ru" else lang
-    if _vietnamese(chars):
+            return _cyrillic_language(chars, total) if lang == "ru" else lang
+    if _vietnamese(chars, total):
         return "vi"
     words = tokenize(text[:5000]).words
     # One-letter words are left out: in formulas and option lists they are variables, not articles.
