@@ -283,6 +283,13 @@ def build_sets(n_orig: int, n_dist: int, n_neg: int, n_frames: int) -> dict[str,
     }
 
 
+def indexed_items(sets: dict[str, Any]) -> list[tuple[str, bytes, str]]:
+    """``(kind, bytes, label)`` of every picture a run indexes, in the order it adds them (item ids follow
+    it: ``bench/sibling_rules.py`` rebuilds the same index from this list)."""
+    items = [(kind, p.read_bytes(), str(p)) for kind, p in sets["orig"] + sets["dist"]]
+    return items + [("frame", _png(im), f"frame-{k}") for k, im in enumerate(sets["frames_idx"])]
+
+
 def _png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG")
@@ -393,8 +400,7 @@ def run(quick: bool = False, workers: int = 2) -> dict[str, Any]:
     desc = lf.DescriptorIndex(ivf_from=100_000)
     feats: dict[int, lf.Features] = {}
 
-    items: list[tuple[str, bytes, str]] = [(kind, p.read_bytes(), str(p)) for kind, p in sets["orig"] + sets["dist"]]
-    items += [("frame", _png(im), f"frame-{k}") for k, im in enumerate(sets["frames_idx"])]
+    items = indexed_items(sets)
     log(f"localfeat: indexing {len(items)} items (product + local features)")
     t_prod = t_local = 0.0
     ids: dict[str, int] = {}
@@ -487,13 +493,16 @@ def local_best(q: dict, score: Callable[[list], float] = local_score) -> tuple[f
     return score(best), best[0], best
 
 
-def _product_match(q: dict, drop: str = "") -> list[dict]:
+def _product_match(q: dict, drop: str = "", corroborating: Callable[[int], float] | None = None) -> list[dict]:
     """The product's matches, optionally without one rule: ``phash-gated`` (pHash deciding at <= 8 because
     PDQ's quality gate skipped the query), ``phash-corroborated`` (pHash at 4..8 because PDQ is within 48),
     ``phash-alone`` (pHash <= 3 deciding alone) or ``derived`` (distances measured on the border-trimmed or
     content-block variant). A match survives when another rule still passes it: the deciding signal of a
     match is only the first rule that passed, so dropping every match a rule decided (as this function did
-    before 2026-12-01) also dropped copies PDQ alone matches and made the pHash rules look essential."""
+    before 2026-12-01) also dropped copies PDQ alone matches and made the pHash rules look essential.
+
+    ``corroborating``: a PDQ corroboration bar per indexed item instead of the shipped 48 bits, which then
+    also bounds pHash deciding alone, as the product's relaxation does (``bench/sibling_rules.py``)."""
     pdq_t, ph_alone = PDQSignal.threshold, PHashSignal.threshold
     ph_loose, corro = PHashSignal.corroborated_threshold, PDQSignal.corroborating_distance
 
@@ -509,8 +518,11 @@ def _product_match(q: dict, drop: str = "") -> list[dict]:
             out.append(m)
             continue
         pdq, ph = distance(m, "pdq"), distance(m, "phash")
+        if corroborating is not None:
+            corro = corroborating(m["id"])
         rules = {"pdq": pdq is not None and pdq <= pdq_t,
-                 "phash-alone": ph is not None and ph <= ph_alone,
+                 "phash-alone": ph is not None and ph <= ph_alone
+                 and (corroborating is None or pdq is None or pdq <= corro),
                  "phash-gated": ph is not None and ph <= ph_loose and m["pdq"] is None,
                  "phash-corroborated": ph is not None and ph <= ph_loose and pdq is not None and pdq <= corro}
         rules.pop(drop, None)

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 
 from provenance import Index
-from provenance.signals.image import PDQSignal, PHashSignal
+from provenance.signals.image import PDQSignal
 
 from .common import OUT, log
-from .localfeat_eval import DUPLICATE_PDQ, RAW, _png, build_sets
+from .localfeat_eval import DUPLICATE_PDQ, RAW, _product_match, build_sets, indexed_items
 
 #: Neighbours PDQ itself would match are the same picture (or a derivative), not siblings.
 SIBLING_FROM = PDQSignal.threshold
@@ -40,10 +40,9 @@ AMBIGUITY_MARGIN = 4
 def stored_pdq(raw: dict[str, Any]) -> dict[int, np.ndarray]:
     """The stored PDQ hashes (packed bytes) of every indexed picture, by the item ids of the saved run."""
     sets = build_sets(raw["n_orig"], raw["n_dist"], raw["n_neg"], raw["n_frames"])
-    items = [p.read_bytes() for _, p in sets["orig"] + sets["dist"]] + [_png(im) for im in sets["frames_idx"]]
     out: dict[int, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp, Index.open(Path(tmp) / "index", create=True) as idx:
-        for data in items:
+        for _, data, _ in indexed_items(sets):
             r = idx.add([data], source="bench")[0]
             rows = idx.catalog.item_fingerprints(r.id, PDQSignal.name) if r.id is not None else []
             if rows and r.id not in out:  # flat pictures below PDQ's quality gate have none
@@ -77,15 +76,6 @@ def evaluate(raw: dict[str, Any], pos: dict[int, int], m: np.ndarray, adaptive: 
         return min(PDQSignal.corroborating_distance, int(others.min()) - 1) if len(others) \
             else PDQSignal.corroborating_distance
 
-    def passes(x: dict) -> tuple[bool, bool]:  # (passes, by PDQ alone)
-        pdq, ph = x["pdq"], x["phash"]
-        within = bar(x["id"]) if adaptive else PDQSignal.corroborating_distance
-        by_pdq = pdq is not None and pdq <= PDQSignal.threshold
-        by_phash = ph is not None and (
-            (ph <= PHashSignal.threshold and (pdq is None or pdq <= within or not adaptive))
-            or (ph <= PHashSignal.corroborated_threshold and (pdq is None or pdq <= within)))
-        return by_pdq or by_phash, by_pdq
-
     qs = raw["queries"]
     dupes = {q["label"] for q in qs if q["true"] is None
              and any(x["pdq"] is not None and x["pdq"] <= DUPLICATE_PDQ for x in q["prod"])}
@@ -95,8 +85,8 @@ def evaluate(raw: dict[str, Any], pos: dict[int, int], m: np.ndarray, adaptive: 
     for q in qs:
         if q["true"] is None and q["label"] in dupes:
             continue
-        kept = [(x, *passes(x)) if x["signal"] in ("pdq", "phash") else (x, True, True) for x in q["prod"]]
-        kept = [(x, by_pdq) for x, ok, by_pdq in kept if ok]
+        kept = [(x, x["signal"] not in ("pdq", "phash") or (x["pdq"] is not None and x["pdq"] <= PDQSignal.threshold))
+                for x in _product_match(q, corroborating=bar if adaptive else None)]
         if ambiguous:
             kept = [(x, by_pdq) for x, by_pdq in kept if (by_pdq and not ambiguous_pdq) or x["pdq"] is None or not any(
                 o["id"] != x["id"] and o["pdq"] is not None and x["id"] in pos and o["id"] in pos
