@@ -10,7 +10,7 @@ import pytest
 from provenance.passages import sentence_alignment
 from provenance.samples import DRAFTS, SOURCES
 from provenance.signals import EmbedSignal
-from provenance.signals.embedding import content_overlap, lexical_overlap
+from provenance.signals.embedding import content_overlap, content_words, lexical_overlap
 
 SOURCE = ("Honey bees find their way back to the hive by reading the position of the sun. A forager that has "
           "found flowers returns and performs a waggle dance on the comb, and the angle of the dance tells the "
@@ -108,3 +108,32 @@ def test_heavy_synonym_rewrite_is_found_by_its_sentences(index) -> None:
     assert report.verdict == "paraphrase", report.to_dict()
     top = report.matches[0].evidence["text-embed"]["passages"][0]
     assert top["aligned_sentences"] == 2 and top["paraphrase_score"] >= EmbedSignal.threshold
+
+
+def test_a_link_is_not_shared_content() -> None:
+    """Addresses are references: their words count on neither side of the lexical shares."""
+    assert content_words("→ https://tracker.debian.org/ or mail news@lists.debian.org today") == {"mail", "today"}
+    shared, in_order = lexical_overlap("→ https://tracker.debian.org/",
+                                       "Read the news at https://www.debian.org/News/ and on the tracker")
+    assert (shared, in_order) == (0.0, 0.0)
+
+
+def test_a_passage_that_is_only_a_link_does_not_make_a_paraphrase(index) -> None:
+    # A Spanish draft whose last passage is a bare link: MiniLM puts that passage at cosine ~0.63 to an
+    # English passage listing the same site's addresses, and the site's name ("https", "debian", "org") was
+    # 3 of its 4 content words, all shared: a paraphrase score over the bar (found in bench/handbook.py).
+    index.add(["Subscribe to the announcement list → https://lists.debian.org/debian-announce/ and read the news "
+               "→ https://www.debian.org/News/ when you have time."], source="notes")
+    draft = ("Para seguir el desarrollo de un paquete concreto no hace falta leer todas las listas de correo del "
+             "proyecto, porque cada paquete tiene su propia página que reúne los informes de errores, las subidas "
+             "de nuevas versiones, las migraciones a la distribución de pruebas y las noticias de sus "
+             "responsables, y esa página se puede consultar en cualquier momento.\n\nQuien prefiera recibir estas "
+             "noticias por correo electrónico puede suscribirse a un paquete o a varios desde la misma página, y "
+             "recibirá un mensaje cada vez que ocurra algo importante, como la aparición de un error grave, la "
+             "subida de una versión nueva o la eliminación del paquete de la distribución.\n\n"
+             "→ https://tracker.debian.org/")
+    report = index.check(draft)
+    assert report.verdict == "original", report.to_dict()
+    near = [m for m in report.near_misses if "text-embed" in m.evidence]
+    # MiniLM still sees the passages as close; the words of the link no longer count as shared.
+    assert near and near[0].evidence["text-embed"]["max_cosine"] >= EmbedSignal.cosine_floor

@@ -11,6 +11,7 @@ The vector dimension is the model's own (any sentence-transformers directory wor
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,9 +64,21 @@ each other only own same very just one two also out up down off again further on
 """.split())
 
 
+#: Web and mail addresses. A link is a reference, not prose: two texts that link one site share its name's
+#: words ("https", "debian", "org") without sharing a sentence. Counted as content, a passage that was only a
+#: link scored over the paraphrase bar against any passage citing the same site (a Spanish draft's
+#: "→ https://tracker.debian.org/" against English passages listing debian.org addresses, bench/handbook.py).
+_ADDRESS = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
+
+
+def _prose_words(text: str) -> list[str]:
+    """The folded words of ``text`` outside web and mail addresses."""
+    return tokenize(_ADDRESS.sub(" ", text)).words
+
+
 def content_words(text: str) -> set[str]:
-    """The folded content words of ``text`` (stopwords and words under three letters dropped)."""
-    return {w for w in tokenize(text).words if len(w) > 2 and w not in _STOPWORDS}
+    """The folded content words of ``text`` (stopwords, words under three letters and addresses dropped)."""
+    return {w for w in _prose_words(text) if len(w) > 2 and w not in _STOPWORDS}
 
 
 def content_overlap(a: str, b: str, ignore: frozenset[str] = frozenset()) -> float:
@@ -79,7 +92,7 @@ def _content_sequence(text: str) -> list[str]:
     """The content words of ``text`` (as :func:`content_words`), each at its first occurrence, in order."""
     seen: set[str] = set()
     out = []
-    for w in tokenize(text).words:
+    for w in _prose_words(text):
         if len(w) > 2 and w not in _STOPWORDS and w not in seen:
             seen.add(w)
             out.append(w)
