@@ -130,6 +130,12 @@ def test_run_gate_checks_its_thresholds():
     # Vietnamese by its own letters (it was guessed Spanish: "tệp", "có" ...).
     ("Lệnh này hiển thị nội dung của tệp đã cho ra đầu ra tiêu chuẩn. Nếu không có tệp nào, nó đọc từ đầu "
      "vào tiêu chuẩn và trả về giá trị khác không khi có lỗi.", "vi"),
+    # Arabic script: Persian and Urdu by the letters Arabic does not write (Persian was guessed Arabic).
+    ("تعرض هذه الأداة محتوى الملف المحدد على المخرج القياسي، وإذا لم يعط أي ملف فإنها تقرأ من المدخل القياسي.", "ar"),
+    ("این فرمان محتوای پرونده داده شده را در خروجی استاندارد چاپ می‌کند و اگر پرونده‌ای داده نشود از ورودی "
+     "استاندارد می‌خواند.", "fa"),
+    ("یہ کمانڈ دی گئی فائل کا مواد معیاری آؤٹ پٹ پر دکھاتی ہے اور اگر کوئی فائل نہ دی جائے تو معیاری ان پٹ سے "
+     "پڑھتی ہے۔", "ur"),
     ("タイマーが切れるとプロセスはシグナルを受け取ります。", "ja"),
     ("计时器到期时进程收到信号。", "zh"),
     ("", "und"),
