@@ -46,6 +46,7 @@ from provenance.encoders import OnnxMiniLMEncoder, TextEncoder, UseMultilingualE
 from provenance.passages import aligned_runs, guess_language
 from provenance.signals import XlingualSignal
 from provenance.signals.text import passage_spans
+from provenance.textnorm import NO_SPACE_CHAR, NO_SPACE_WORDS_PER_CHAR
 
 from .common import OUT, SEED, log, machine, table, wilson_hi
 from .manpages import LANGS, Page, ensure_manpages, load_pages
@@ -94,6 +95,14 @@ def _stable_half(name: str) -> int:
     return hashlib.sha1(name.encode()).digest()[0] % 2
 
 
+def _words(text: str) -> float:
+    """Words of ``text`` as the passages count them: whitespace-separated words, and each Han or kana
+    character as ``NO_SPACE_WORDS_PER_CHAR`` of a word (a Japanese paragraph has almost no spaces, and a
+    "150-400-word" host counted by spaces ran to 8,000 characters)."""
+    cjk = len(NO_SPACE_CHAR.findall(text))
+    return len(NO_SPACE_CHAR.sub(" ", text).split()) + cjk * NO_SPACE_WORDS_PER_CHAR
+
+
 def _cap(paras: list[str]) -> int:
     """How many leading paragraphs fit in SOURCE_WORDS (at least one)."""
     words, k = 0, 0
@@ -137,7 +146,7 @@ def build(pages: list[Page], n_pos: int, n_neg: int, langs: tuple[str, ...] = LA
             if words >= target:
                 break
             out.append(p)
-            words += len(p[0].split())
+            words += _words(p[0])
         return out
 
     # Manual pages come in templated families (iso_8859-*, the *_namespaces pages) and share boilerplate
@@ -172,9 +181,9 @@ def build(pages: list[Page], n_pos: int, n_neg: int, langs: tuple[str, ...] = LA
                 continue
             cap = len(offsets[si])
             for a in range(cap):
-                words, b = 0, a
+                words, b = 0.0, a
                 while b < cap and tr[b] is not None and words < 60:
-                    words += len(tr[b].split())  # type: ignore[union-attr]
+                    words += _words(tr[b])  # type: ignore[arg-type]
                     b += 1
                 if words >= 60:
                     cands.append((si, a, b))
@@ -189,9 +198,9 @@ def build(pages: list[Page], n_pos: int, n_neg: int, langs: tuple[str, ...] = LA
             tr = indexed[si].translations[lang]
             cap = len(offsets[si])
             limit = rng.randint(60, 200)
-            words = sum(len(t.split()) for t in tr[a:b])  # type: ignore[union-attr]
-            while b < cap and tr[b] is not None and words + len(tr[b].split()) <= limit:  # type: ignore[union-attr]
-                words += len(tr[b].split())  # type: ignore[union-attr]
+            words = sum(_words(t or "") for t in tr[a:b])
+            while b < cap and (nxt := tr[b]) is not None and words + _words(nxt) <= limit:
+                words += _words(nxt)
                 b += 1
             block = "\n\n".join(tr[a:b])  # type: ignore[arg-type]
             host_pairs = take(host_paras(rng.choice(hosts)), 100, 350)
