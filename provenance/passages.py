@@ -60,7 +60,9 @@ class RunGate:
     """When an :class:`AlignedRun` is evidence of a copy.
 
     A run passes with ``min_passages`` or more passages on both sides, every pair at ``cell_threshold`` or
-    above (runs are only built from such pairs) and a mean at ``run_threshold`` or above; a draft or source
+    above (runs are only built from such pairs) and a mean at ``run_threshold`` or above, or at
+    ``shortest_run_threshold`` for a run of exactly ``min_passages`` (passages overlap by half, so the
+    shortest run holds the least text: two passages are one and a half passages' worth); a draft or source
     too short to give ``min_passages`` passages passes with one pair at ``single_threshold``.
     """
 
@@ -68,20 +70,34 @@ class RunGate:
     run_threshold: float
     single_threshold: float
     min_passages: int = 2
+    #: ``None``: ``run_threshold`` for every length.
+    shortest_run_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if not -1.0 <= self.cell_threshold <= self.run_threshold <= 1.0:
             raise ValueError("need -1 <= cell_threshold <= run_threshold <= 1, got "
                              f"{self.cell_threshold} and {self.run_threshold}")
+        if self.shortest_run_threshold is not None and not self.run_threshold <= self.shortest_run_threshold <= 1.0:
+            raise ValueError("need run_threshold <= shortest_run_threshold <= 1, got "
+                             f"{self.run_threshold} and {self.shortest_run_threshold}")
         if self.min_passages < 1:
             raise ValueError(f"min_passages must be >= 1, not {self.min_passages}")
+
+    def bar(self, length: int) -> float:
+        """The mean a run of ``length`` passages needs (under ``min_passages``: the single pair's bar, which
+        only a text too short for a longer run may pass on)."""
+        if length < self.min_passages:
+            return self.single_threshold
+        if length == self.min_passages and self.shortest_run_threshold is not None:
+            return self.shortest_run_threshold
+        return self.run_threshold
 
     def passes(self, run: AlignedRun, draft_total: int, source_total: int) -> bool:
         """Whether ``run`` is evidence, given how many passages the draft and the source have in all."""
         if run.min_score < self.cell_threshold:
             return False
         if run.length >= self.min_passages:
-            return run.score >= self.run_threshold
+            return run.score >= self.bar(run.length)
         # Only a text that cannot hold a longer run may pass on a single pair.
         short = min(draft_total, source_total) < self.min_passages
         return short and run.score >= self.single_threshold

@@ -94,6 +94,16 @@ def test_run_gate(r, draft_total, source_total, expected):
     assert gate.passes(r, draft_total, source_total) is expected
 
 
+def test_the_shortest_run_can_need_a_higher_mean():
+    gate = RunGate(cell_threshold=0.5, run_threshold=0.6, single_threshold=0.8, shortest_run_threshold=0.7)
+    assert not gate.passes(run(2, 0.69), 10, 10)   # two passages: under their own bar
+    assert gate.passes(run(2, 0.7), 10, 10)
+    assert gate.passes(run(3, 0.6), 10, 10)        # longer runs keep the run bar
+    assert [gate.bar(n) for n in (1, 2, 3)] == [0.8, 0.7, 0.6]
+    with pytest.raises(ValueError, match="need run_threshold <= shortest_run_threshold <= 1"):
+        RunGate(cell_threshold=0.5, run_threshold=0.6, single_threshold=0.8, shortest_run_threshold=0.55)
+
+
 def test_run_gate_checks_its_thresholds():
     with pytest.raises(ValueError, match="need -1 <= cell_threshold <= run_threshold <= 1"):
         RunGate(cell_threshold=0.7, run_threshold=0.6, single_threshold=0.8)
